@@ -1,0 +1,283 @@
+"""Typed run configuration: dataclasses with defaults, YAML files holding only the differences,
+dotted overrides (`optim.lr=5e-4`) on the command line.
+
+Every key is checked against the dataclasses: an unknown key fails with the valid keys
+listed, a value of the wrong type fails with the expected type. The resolved config is
+written into each run folder (`config.yaml`) and hashed into the run's id.
+"""
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import BenchError
+from ijepa.config import IJEPAConfig
+
+BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"
+    root: str | None = None  # None: the dataset's default location
+    subset: str | None = None  # imagefolder: a SimCLR-style list such as 1percent.txt
+    image_size: int = 28
+    num_workers: int = 0
+
+
+@dataclass
+class BudgetConfig:
+    """How much compute a run may spend. device_hours = wall-clock of the training loop x devices."""
+
+    kind: str = "steps"
+    value: float = 100.0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warm-up + cosine lr and a cosine weight-decay ramp (I-JEPA's recipe).
+
+    `warmup` is a fraction of the budget (40 of 300 epochs in the official config).
+    """
+
+    batch_size: int = 128
+    lr: float = 1e-3
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup: float = 40 / 300
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float | None = None
+
+
+@dataclass
+class EvalConfig:
+    """DINO's weighted k-NN on frozen features (see shared/reference/evals.md)."""
+
+    knn_k: tuple[int, ...] = (10, 20, 100, 200)
+    temperature: float = 0.07
+    batch_size: int = 512
+
+
+@dataclass
+class RunConfig:
+    method: str = "ijepa"
+    backbone: str = "vit_tiny_patch4"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    log_every: int = 20
+    checkpoint_every_s: float = 300.0
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ijepa: IJEPAConfig = field(default_factory=IJEPAConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --- building from dicts ------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise a BenchError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except BenchError as e:
+                errors.append(str(e))
+        raise BenchError(errors[0] if errors else f"{key}: cannot be {value!r}")
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise BenchError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            value = [value] if args[-1] is Ellipsis else value
+        if not isinstance(value, list | tuple):
+            raise BenchError(f"{key}: expected a list, got {value!r}")
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise BenchError(f"{key}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise BenchError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise BenchError(f"{key}: expected {tp.__name__}, got {value!r}")
+        if isinstance(value, str):  # YAML reads "3e13" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise BenchError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+        if tp is int:
+            if not isinstance(value, int | float) or int(value) != value:
+                raise BenchError(f"{key}: expected an integer, got {value!r}")
+            return int(value)
+        if not isinstance(value, int | float):
+            raise BenchError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise BenchError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported annotation {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys raise with the valid ones listed."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise BenchError(f"unknown key {prefix}{key!r}; valid keys: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def nest(flat: dict) -> dict:
+    """{'a.b': 1, 'c': {'d': 2}} → {'a': {'b': 1}, 'c': {'d': 2}} (dotted and nested keys mix)."""
+    out: dict = {}
+    for key, value in flat.items():
+        if isinstance(value, dict):
+            value = nest(value)
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise BenchError(f"key {key!r} sets inside a value that is not a mapping")
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """['optim.lr=5e-4', 'ijepa.mask.num_targets=2'] → a nested dict, values parsed as YAML."""
+    flat = {}
+    for item in items:
+        if "=" not in item:
+            raise BenchError(f"override {item!r} must look like key=value (e.g. optim.lr=5e-4)")
+        key, raw = item.split("=", 1)
+        try:
+            flat[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise BenchError(f"override {item!r}: cannot parse value ({e.__class__.__name__})") from None
+    return nest(flat)
+
+
+def check_key(key: str, cls: type = RunConfig) -> None:
+    """Raise if the dotted `key` does not name a field of the config (used by sweep axes)."""
+    node: Any = cls
+    seen = ""
+    for part in key.split("."):
+        if not (isinstance(node, type) and is_dataclass(node)):
+            raise BenchError(f"key {key!r}: {seen.rstrip('.')} has no sub-keys")
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            raise BenchError(f"unknown key {seen}{part!r}; valid keys: {', '.join(f.name for f in fields(node))}")
+        node = hints[part]
+        seen += part + "."
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Checks that span fields or need registries (imported lazily: they pull in torch)."""
+    from bench.backbones import BACKBONES
+    from bench.data import DATASETS
+    from bench.methods import METHODS
+
+    METHODS.get(cfg.method)
+    BACKBONES.get(cfg.backbone)
+    DATASETS.get(cfg.data.name)
+    if cfg.budget.kind not in BUDGET_KINDS:
+        raise BenchError(f"budget.kind {cfg.budget.kind!r} is not one of {', '.join(BUDGET_KINDS)}")
+    if not cfg.budget.value > 0:
+        raise BenchError(f"budget.value must be > 0, got {cfg.budget.value}")
+    if cfg.optim.batch_size < 1:
+        raise BenchError(f"optim.batch_size must be >= 1, got {cfg.optim.batch_size}")
+    if not 0 <= cfg.optim.warmup < 1:
+        raise BenchError(f"optim.warmup is a fraction of the budget in [0, 1), got {cfg.optim.warmup}")
+    if cfg.precision not in ("auto", "fp32", "bf16"):
+        raise BenchError(f"precision {cfg.precision!r} is not one of auto, fp32, bf16")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise BenchError(f"device {cfg.device!r} is not one of auto, cpu, cuda")
+    return cfg
+
+
+def build_config(data: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
+    merged = merge(nest(data or {}), parse_overrides(overrides or []))
+    return validate(from_dict(RunConfig, merged))
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise BenchError(f"{path}: malformed YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain nested dict (tuples as lists) that YAML/JSON can write and from_dict can read."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def config_hash(cfg: RunConfig) -> str:
+    return hashlib.sha1(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def write_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def read_config(path: Path) -> RunConfig:
+    return from_dict(RunConfig, load_yaml(path))
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    return dataclasses.replace(cfg, **changes)

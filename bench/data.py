@@ -1,0 +1,154 @@
+"""Datasets, registered by name, and the transforms a method's config asks for.
+
+- ``fashion-mnist``: the IDX gz files of Debian's ``dataset-fashion-mnist`` (60k train /
+  10k test, 28x28 grey); ``data.root`` points elsewhere.
+- ``imagefolder``: ImageNet layout, ``ROOT/train/<class>/*`` and ``ROOT/val/<class>/*``;
+  ``data.subset`` restricts train to a SimCLR-style list such as ``1percent.txt``.
+- ``synthetic``: small class-structured random images, for unit tests only.
+"""
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets as tvd
+from torchvision.transforms import v2
+
+from bench.config import DataConfig
+from bench.errors import BenchError
+from bench.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Split:
+    """One split: a dataset of (image, label) pairs and what a model needs to know about it."""
+
+    dataset: Dataset
+    num_classes: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    in_memory: bool  # images already a uint8 tensor (N, C, H, W): no decoding needed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+class TensorImages(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels  # (N, C, H, W) uint8, (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not): magic (2 zero bytes, dtype code, ndim), dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise BenchError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@DATASETS.register("fashion-mnist")
+def fashion_mnist(cfg: DataConfig, split: str) -> Split:
+    root = Path(cfg.root or FASHION_MNIST_ROOT)
+    prefix = "train" if split == "train" else "t10k"
+    images, labels = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
+    if not images.is_file() or not labels.is_file():
+        raise BenchError(
+            f"Fashion-MNIST not found in {root}: install it with `apt-get install dataset-fashion-mnist` "
+            "or pass data.root=DIR holding the IDX gz files"
+        )
+    x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)  # (N, 1, 28, 28)
+    y = torch.from_numpy(read_idx(labels).astype(np.int64))
+    return Split(TensorImages(x, y), 10, 1, (0.2860,), (0.3530,), in_memory=True)
+
+
+def read_subset(path: Path) -> set[str]:
+    """SimCLR's 1percent.txt / 10percent.txt: one file name per line, e.g. n04235860_14959.JPEG."""
+    if not path.is_file():
+        raise BenchError(f"subset file {path} does not exist (data.subset expects e.g. 1percent.txt)")
+    names = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    if not names:
+        raise BenchError(f"subset file {path} is empty")
+    return names
+
+
+@DATASETS.register("imagefolder")
+def imagefolder(cfg: DataConfig, split: str) -> Split:
+    if cfg.root is None:
+        raise BenchError("the imagefolder dataset needs data.root=DIR (with train/ and val/ class folders)")
+    folder = Path(cfg.root) / ("train" if split == "train" else "val")
+    if not folder.is_dir():
+        raise BenchError(f"{folder} does not exist: data.root must hold train/ and val/ class folders")
+    ds = tvd.ImageFolder(str(folder))
+    if split == "train" and cfg.subset:
+        keep = read_subset(Path(cfg.subset))
+        ds.samples = [s for s in ds.samples if Path(s[0]).name in keep]
+        ds.targets = [t for _, t in ds.samples]
+        ds.imgs = ds.samples
+        if not ds.samples:
+            raise BenchError(f"none of the files listed in {cfg.subset} are under {folder}")
+    return Split(ds, len(ds.classes), 3, IMAGENET_MEAN, IMAGENET_STD, in_memory=False)
+
+
+@DATASETS.register("synthetic")
+def synthetic(cfg: DataConfig, split: str) -> Split:
+    """Four classes, each a fixed random pattern plus noise; for tests only."""
+    n = 512 if split == "train" else 128
+    s = cfg.image_size
+    protos = torch.rand(4, 1, s, s, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1 if split == "train" else 2)
+    y = torch.arange(n) % 4
+    x = (0.7 * protos[y] + 0.3 * torch.rand(n, 1, s, s, generator=g)) * 255
+    return Split(TensorImages(x.to(torch.uint8), y), 4, 1, (0.5,), (0.25,), in_memory=True)
+
+
+def load_split(cfg: DataConfig, split: str) -> Split:
+    if cfg.root is not None and not Path(cfg.root).exists():
+        raise BenchError(f"data.root {cfg.root} does not exist")
+    return DATASETS.get(cfg.name)(cfg, split)
+
+
+def train_transform(data: Split, size: int, crop_scale: tuple[float, float], hflip: bool = False) -> v2.Compose:
+    """RandomResizedCrop + normalisation (I-JEPA's only augmentation); hflip for methods that use it."""
+    ops = [v2.ToImage(), v2.RandomResizedCrop(size, scale=crop_scale, antialias=True)]
+    if hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(data.mean, data.std)]
+    return v2.Compose(ops)
+
+
+def eval_transform(data: Split, size: int) -> v2.Compose:
+    resize = [] if data.in_memory else [v2.Resize(int(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
+    ops = [v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(data.mean, data.std)]
+    if data.in_memory:
+        ops.insert(1, v2.Resize(size, antialias=True))
+    return v2.Compose(ops)
+
+
+class Transformed(Dataset):
+    def __init__(self, data: Split, transform: v2.Compose) -> None:
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.data.dataset[i]
+        return self.transform(image), label

@@ -1,0 +1,43 @@
+"""Method registry: name → builder(RunConfig, Split) returning an nn.Module with the method contract:
+
+- ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
+- ``forward(batch) -> {"loss": tensor, **parts}``
+- ``after_step(progress) -> float | None``: EMA update after each optimizer step
+- ``eval_encoder() -> VisionTransformer``: the encoder the method's paper evaluates
+- ``crop_scale`` / ``hflip``: the augmentation the method's recipe uses
+"""
+
+from bench.backbones import BACKBONES
+from bench.config import RunConfig
+from bench.data import Split
+from bench.errors import BenchError
+from bench.registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+def build_encoder(cfg: RunConfig, data: Split, cls_token: bool = False):
+    try:
+        return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=data.channels, cls_token=cls_token)
+    except ValueError as e:
+        raise BenchError(f"backbone {cfg.backbone}: {e}") from None
+
+
+@METHODS.register("ijepa")
+def build_ijepa(cfg: RunConfig, data: Split):
+    from ijepa.model import IJEPA
+
+    try:
+        return IJEPA(build_encoder(cfg, data), cfg.ijepa, seed=cfg.seed)
+    except ValueError as e:  # a config the method cannot run, e.g. masks too large for the grid
+        raise BenchError(str(e)) from None
+
+
+def augmentation(cfg: RunConfig) -> tuple[tuple[float, float], bool]:
+    """(crop scale, horizontal flip) from the method's own config section."""
+    section = getattr(cfg, cfg.method)
+    return tuple(section.crop_scale), bool(getattr(section, "hflip", False))
+
+
+def build_method(cfg: RunConfig, data: Split):
+    return METHODS.get(cfg.method)(cfg, data)

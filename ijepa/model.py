@@ -1,0 +1,106 @@
+"""I-JEPA: predictor and the method (shared/reference/ijepa.md).
+
+The context encoder sees the patches of the context block; the EMA target encoder sees
+the whole image, its output is layer-normed (no affine) and gathered at each target
+block; the predictor maps context tokens plus one mask token per target patch to the
+target representations; the loss is smooth-L1 (official code) or L2 (paper text).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.backbones import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
+from bench.ema import EMATeacher, ema_momentum
+from ijepa.config import IJEPAConfig
+from ijepa.masks import MaskGenerator
+
+LOSSES = ("smooth_l1", "l2")
+
+
+class Predictor(nn.Module):
+    """Narrow ViT: all M target blocks run in one pass of batch M*B."""
+
+    def __init__(self, grid: tuple[int, int], embed_dim: int, width: int, depth: int, num_heads: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(embed_dim, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.register_buffer("pos_embed", sincos_pos_embed(grid, width), persistent=False)
+        self.blocks = make_blocks(width, depth, num_heads, 4.0)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.proj = nn.Linear(width, embed_dim)
+        for m in (self.embed, self.norm, self.proj):
+            m.apply(init_weights)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, z: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """z (B, Nc, D) context tokens; ctx (B, Nc), tgt (M, B, Nt) indices → (M*B, Nt, D)."""
+        m, b, _ = tgt.shape
+        pos = self.pos_embed.expand(b, -1, -1)
+        x = self.embed(z) + gather_tokens(pos, ctx)  # (B, Nc, d)
+        x = x.repeat(m, 1, 1)  # (M*B, Nc, d), target-major like tgt.flatten(0, 1)
+        tgt = tgt.flatten(0, 1)  # (M*B, Nt)
+        queries = self.mask_token + gather_tokens(pos.repeat(m, 1, 1), tgt)  # (M*B, Nt, d)
+        x = torch.cat([x, queries], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)[:, ctx.shape[1] :]  # keep the target outputs
+        return self.proj(x)
+
+
+class MaskInputs:
+    """Picklable (batch_size, step) -> masks, run by the data loader's collate (also in workers)."""
+
+    def __init__(self, masks: MaskGenerator) -> None:
+        self.masks = masks
+
+    def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
+        ctx, tgt = self.masks(batch_size, step)
+        return {"masks_ctx": ctx, "masks_tgt": tgt}
+
+
+class IJEPA(nn.Module):
+    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(progress)`,
+    `eval_encoder()`, and `input_sampler()` that draws each batch's masks from its step."""
+
+    def __init__(self, encoder: VisionTransformer, cfg: IJEPAConfig, seed: int = 0) -> None:
+        super().__init__()
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"ijepa.loss {cfg.loss!r} is not one of {', '.join(LOSSES)}")
+        self.cfg = cfg
+        self.encoder = encoder
+        self.predictor = Predictor(
+            encoder.grid, encoder.embed_dim, cfg.predictor_width, cfg.predictor_depth, encoder.num_heads
+        )
+        self.target = EMATeacher(encoder)
+        self.masks = MaskGenerator(encoder.grid, cfg.mask, seed)
+
+    def input_sampler(self) -> "MaskInputs":
+        return MaskInputs(self.masks)
+
+    @torch.no_grad()
+    def targets(self, images: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Layer-normed target-encoder output gathered at the targets: (M*B, Nt, D)."""
+        h = self.target.net.patch_tokens(self.target(images))  # (B, N, D)
+        h = F.layer_norm(h, h.shape[-1:])
+        m = tgt.shape[0]
+        return gather_tokens(h.repeat(m, 1, 1), tgt.flatten(0, 1))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, ctx, tgt = batch["images"], batch["masks_ctx"], batch["masks_tgt"]
+        target = self.targets(images, tgt)  # (M*B, Nt, D)
+        z = self.encoder.patch_tokens(self.encoder(images, keep=ctx))  # (B, Nc, D)
+        pred = self.predictor(z, ctx, tgt)  # (M*B, Nt, D)
+        if self.cfg.loss == "smooth_l1":
+            loss = F.smooth_l1_loss(pred.float(), target.float())
+        else:
+            loss = F.mse_loss(pred.float(), target.float())
+        return {"loss": loss}
+
+    def after_step(self, progress: float) -> float:
+        momentum = ema_momentum(progress, *self.cfg.ema)
+        self.target.update(self.encoder, momentum)
+        return momentum
+
+    def eval_encoder(self) -> VisionTransformer:
+        return self.target.net
