@@ -154,7 +154,7 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            raise BenchError(f"unknown key {prefix}{key!r}; valid keys: {', '.join(names)}")
+            raise BenchError(f"unknown key '{prefix}{key}'; valid keys: {', '.join(names)}")
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
     return cls(**kwargs)
 
@@ -211,7 +211,7 @@ def check_key(key: str, cls: type = RunConfig) -> None:
             raise BenchError(f"key {key!r}: {seen.rstrip('.')} has no sub-keys")
         hints = typing.get_type_hints(node)
         if part not in hints:
-            raise BenchError(f"unknown key {seen}{part!r}; valid keys: {', '.join(f.name for f in fields(node))}")
+            raise BenchError(f"unknown key '{seen}{part}'; valid keys: {', '.join(f.name for f in fields(node))}")
         node = hints[part]
         seen += part + "."
 

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import schedules
 from bench.config import BudgetConfig, RunConfig, config_hash, read_config, write_config
-from bench.data import Split, Transformed, load_split, train_transform
+from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
 from bench.methods import augmentation, build_method
 
@@ -278,7 +278,8 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
             if group["apply_wd"]:
                 group["weight_decay"] = wd
         batch = next(batches)
-        step = batch.pop("step")
+        if batch.pop("step") != budget.spent.steps:  # data order and masks are indexed by step
+            raise RuntimeError("data loader is out of step with the optimizer")
         labels = batch.pop("labels")
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         key = shape_key(batch)

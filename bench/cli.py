@@ -1,0 +1,200 @@
+"""The `bench` command.
+
+    bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block)
+    bench status sweeps/masks.yaml    # where every run stands
+    bench collate sweeps/masks.yaml   # the CSV leaderboard, printed
+    bench eval runs/masks/RUN_ID      # (re-)evaluate a run folder, or every run of a sweep folder
+    bench train -c my.yaml optim.lr=5e-4 --out runs/scratch/one   # one run, in this process
+
+User mistakes (bad YAML, unknown keys, missing data) print one line on stderr and exit with 2.
+"""
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.errors import BenchError, TrainingFailed
+
+app = typer.Typer(
+    help="Pre-train I-JEPA and its baselines under equal compute budgets; evaluate and compare them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RootOption = Annotated[
+    Path, typer.Option("--root", envvar="BENCH_ROOT", help="Folder holding one sub-folder per sweep.")
+]
+
+
+def user_errors(fn):
+    """Turn a BenchError into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BenchError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except TrainingFailed as e:
+            typer.echo(f"run failed: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def sweep_dir(target: str, root: Path) -> Path:
+    """A sweep file, a sweep folder or a sweep name → the sweep's folder under root."""
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml"):
+        from bench.sweep import load_sweep
+
+        return root / load_sweep(path).name
+    folder = path if path.is_dir() else root / target
+    if not folder.is_dir():
+        raise BenchError(f"no sweep folder {folder} (run `bench sweep FILE` first, or pass --root)")
+    return folder
+
+
+def print_table(table) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@app.command()
+@user_errors
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Sweep YAML, e.g. sweeps/masks.yaml.")],
+    root: RootOption = Path("runs"),
+    executor: Annotated[str | None, typer.Option(help="local | debug (default: the sweep's, else local).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Block until every run has finished.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Resubmit failed runs too.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; launch nothing.")] = False,
+) -> None:
+    """Expand a sweep into runs and launch those not done yet."""
+    from bench.launch import check_executor, launch
+    from bench.launch import wait as wait_for
+    from bench.sweep import load_sweep
+
+    spec = load_sweep(file)
+    name = executor or spec.executor or "local"
+    check_executor(name)
+    if dry_run:
+        for run in spec.runs:
+            typer.echo(f"{run.run_id}  {run.axes}  seed={run.config.seed}")
+        return
+    submitted = launch(spec, root, name, retry_failed)
+    skipped = len(spec.runs) - len(submitted)
+    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}, {skipped} skipped -> {root / spec.name}")
+    if wait:
+        wait_for(spec, root)
+        typer.echo(f"sweep {spec.name}: finished")
+
+
+@app.command()
+@user_errors
+def status(
+    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    root: RootOption = Path("runs"),
+) -> None:
+    """Show a table of a sweep's runs and their states."""
+    from bench.results import status_table
+
+    table = status_table(sweep_dir(target, root))
+    if table.empty:
+        raise BenchError(f"no runs under {sweep_dir(target, root)}")
+    print_table(table)
+
+
+@app.command()
+@user_errors
+def collate(
+    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    root: RootOption = Path("runs"),
+    out: Annotated[Path | None, typer.Option(help="Also write the CSV here (must be inside results/).")] = None,
+    references: Annotated[bool, typer.Option(help="Add the raw-pixel reference row.")] = True,
+) -> None:
+    """Write the sweep's CSV leaderboard (SWEEP_DIR/leaderboard.csv) and print it."""
+    from bench.config import read_config
+    from bench.evals.run import pixel_reference
+    from bench.results import collate as make_table
+    from bench.results import run_dirs
+
+    folder = sweep_dir(target, root)
+    if out is not None:
+        results = Path("results").resolve()
+        if not out.resolve().is_relative_to(results):
+            raise BenchError(f"--out {out} is outside the results folder {results}")
+    dirs = run_dirs(folder)
+    if not dirs:
+        raise BenchError(f"no runs under {folder}")
+    refs = {}
+    if references:
+        cfg = read_config(dirs[0] / "config.yaml")
+        refs["pixels"] = pixel_reference(cfg, root / "references")
+    table = make_table(folder, refs)
+    table.to_csv(folder / "leaderboard.csv", index=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+    print_table(table)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    target: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder to evaluate all its runs.")],
+) -> None:
+    """Evaluate frozen features of finished runs with DINO's weighted k-NN (writes eval.json)."""
+    from bench.engine import CONFIG
+    from bench.evals.run import evaluate_run
+    from bench.launch import setup_logging
+    from bench.results import run_dirs
+
+    setup_logging()
+    if not target.exists():
+        raise BenchError(f"{target} does not exist")
+    dirs = [target] if (target / CONFIG).is_file() else run_dirs(target)
+    if not dirs:
+        raise BenchError(f"{target} holds no run folders")
+    for run_dir in dirs:
+        top1 = evaluate_run(run_dir)["knn"]["top1"]
+        typer.echo(f"{run_dir}: k-NN top-1 " + "  ".join(f"k={k}: {v:.2f}" for k, v in top1.items()))
+
+
+@app.command()
+@user_errors
+def train(
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. optim.lr=5e-4.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML with the differences.")] = None,
+    out: Annotated[Path, typer.Option(help="Run folder (resumes if it holds a checkpoint).")] = Path("runs/train"),
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Run k-NN after training.")] = True,
+) -> None:
+    """Train one run in this process, under its budget, then evaluate it."""
+    from bench.config import build_config, load_yaml
+    from bench.launch import Job
+
+    cfg = build_config(load_yaml(config) if config else {}, overrides or [])
+    summary = Job(cfg, out, evaluate=evaluate)()
+    typer.echo(f"{out}: {summary['status']}, {summary['compute']}")
+
+
+@app.command("list")
+def list_registries() -> None:
+    """List the registered methods, backbones, datasets and executors."""
+    from bench.backbones import BACKBONES
+    from bench.data import DATASETS
+    from bench.launch import EXECUTORS
+    from bench.methods import METHODS
+
+    for registry in (METHODS, BACKBONES, DATASETS, EXECUTORS):
+        typer.echo(f"{registry.kind}s: {', '.join(registry.names())}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,92 @@
+"""Results are data: pure functions over run folders → tables.
+
+`status_table` says where each run of a sweep stands; `collate` makes the leaderboard, a
+row per run (method, backbone, mask settings, budget, compute used, k-NN top-1 per k,
+seed) plus the raw-pixel reference row.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.config import RunConfig, read_config
+from bench.engine import CONFIG, METRICS, SUMMARY, read_json
+from bench.evals.run import EVAL
+
+MASK_COLUMNS = ("mode", "strategy", "num_targets", "target_scale", "context_scale")
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{CONFIG}"))
+
+
+def last_metrics(run_dir: Path) -> dict:
+    path = run_dir / METRICS
+    if not path.is_file():
+        return {}
+    lines = path.read_text().strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def status_table(sweep_dir: Path) -> pd.DataFrame:
+    from bench.launch import run_state
+
+    rows = []
+    for run_dir in run_dirs(sweep_dir):
+        state = run_state(run_dir)
+        metrics = last_metrics(run_dir)
+        evaluation = read_json(run_dir / EVAL) or {}
+        rows.append(
+            {
+                "run": run_dir.name,
+                "state": state["state"],
+                "job": state.get("job_id", ""),
+                "step": metrics.get("step", 0),
+                "progress": round(metrics.get("progress", 0.0), 3),
+                "loss": metrics.get("loss"),
+                "knn@20": evaluation.get("knn", {}).get("top1", {}).get("20"),
+                "error": state.get("error", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_row(run_dir: Path) -> dict:
+    cfg: RunConfig = read_config(run_dir / CONFIG)
+    summary = read_json(run_dir / SUMMARY) or {}
+    evaluation = read_json(run_dir / EVAL) or {}
+    compute = summary.get("compute", {})
+    row = {"run": run_dir.name, "method": cfg.method, "backbone": cfg.backbone}
+    if cfg.method == "ijepa":
+        mask = cfg.ijepa.mask
+        row |= {c: (list(v) if isinstance(v := getattr(mask, c), tuple) else v) for c in MASK_COLUMNS}
+    row |= {
+        "budget_kind": cfg.budget.kind,
+        "budget": cfg.budget.value,
+        "steps": compute.get("steps"),
+        "device_hours": compute.get("device_hours"),
+        "flops": compute.get("flops"),
+        "epochs": compute.get("epochs"),
+        "budget_used": compute.get("budget_used"),
+    }
+    for k, v in evaluation.get("knn", {}).get("top1", {}).items():
+        row[f"knn@{k}"] = v
+    row |= {"seed": cfg.seed, "status": summary.get("status", "pending")}
+    return row
+
+
+def reference_row(name: str, record: dict) -> dict:
+    row = {"run": name, "method": name}
+    row |= {f"knn@{k}": v for k, v in record.get("knn", {}).get("top1", {}).items()}
+    return row | {"status": "reference"}
+
+
+def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Leaderboard of a sweep folder, best k-NN@20 first, reference rows last."""
+    rows = [run_row(d) for d in run_dirs(sweep_dir)]
+    table = pd.DataFrame(rows)
+    if "knn@20" in table:
+        table = table.sort_values("knn@20", ascending=False, na_position="last")
+    refs = pd.DataFrame([reference_row(name, rec) for name, rec in (references or {}).items()])
+    return pd.concat([table, refs], ignore_index=True) if len(refs) else table.reset_index(drop=True)

@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.config import build_config
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+def tiny_config(**overrides):
+    """A run small enough for a unit test: nano ViT on 16-px synthetic images."""
+    base = {
+        "backbone": "vit_nano_patch4",
+        "data": {"name": "synthetic", "image_size": 16},
+        "optim": {"batch_size": 16},
+        "log_every": 2,
+        "ijepa": {
+            "predictor_depth": 1,
+            "predictor_width": 32,
+            "mask": {"num_targets": 2, "min_keep": 1, "target_scale": [0.15, 0.2]},
+        },
+        "budget": {"kind": "steps", "value": 4},
+        "eval": {"knn_k": [1, 5], "batch_size": 64},
+    }
+    return build_config(base, [f"{k}={v}" for k, v in overrides.items()])
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_file(), reason="dataset-fashion-mnist not installed")

@@ -1,0 +1,58 @@
+import pytest
+
+from bench.config import RunConfig, build_config, check_key, config_hash, parse_overrides, read_config, write_config
+from bench.errors import BenchError
+
+
+def test_defaults_and_overrides():
+    cfg = build_config({"optim": {"lr": 5e-4}}, ["ijepa.mask.num_targets=2", "budget.value=3e12", "budget.kind=flops"])
+    assert cfg.optim.lr == 5e-4
+    assert cfg.ijepa.mask.num_targets == 2
+    assert cfg.budget.value == 3e12 and isinstance(cfg.budget.value, float)
+    assert cfg.ijepa.mask.target_scale == (0.15, 0.2)  # untouched default
+
+
+def test_dotted_and_nested_keys_mix():
+    cfg = build_config({"ijepa.mask": {"mode": "unbiased"}, "ijepa": {"loss": "l2"}})
+    assert cfg.ijepa.mask.mode == "unbiased" and cfg.ijepa.loss == "l2"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"optim": {"lrr": 1}}, "unknown key 'optim.lrr'; valid keys: batch_size, lr"),
+        ({"nope": 1}, "unknown key 'nope'; valid keys: method, backbone"),
+        ({"optim": {"batch_size": 1.5}}, "optim.batch_size: expected an integer"),
+        ({"ijepa": {"mask": {"target_scale": [0.1]}}}, "expected 2 values"),
+        ({"budget": {"value": 0}}, "budget.value must be > 0"),
+        ({"budget": {"value": -3}}, "budget.value must be > 0"),
+        ({"budget": {"kind": "hours"}}, "budget.kind 'hours' is not one of"),
+        ({"backbone": "vit_nope"}, "unknown backbone 'vit_nope'; valid: "),
+        ({"method": "simclr"}, "unknown method 'simclr'; valid: ijepa"),
+    ],
+)
+def test_bad_config_says_what_is_wrong(data, message):
+    with pytest.raises(BenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_config(data)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(BenchError, match="key=value"):
+        parse_overrides(["optim.lr"])
+
+
+def test_check_key():
+    check_key("ijepa.mask.num_targets")
+    with pytest.raises(BenchError, match="unknown key 'ijepa.mask.num_target'"):
+        check_key("ijepa.mask.num_target")
+    with pytest.raises(BenchError, match="has no sub-keys"):
+        check_key("seed.value")
+
+
+def test_roundtrip_and_hash(tmp_path):
+    cfg = build_config({"ijepa.mask.mode": "unbiased", "budget": {"kind": "epochs", "value": 2}})
+    write_config(cfg, tmp_path / "c.yaml")
+    again = read_config(tmp_path / "c.yaml")
+    assert again == cfg
+    assert config_hash(again) == config_hash(cfg)
+    assert config_hash(RunConfig()) != config_hash(cfg)
