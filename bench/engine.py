@@ -74,7 +74,13 @@ class Spent:
 
 
 class Budget:
-    """Compute spent against a budget; `progress()` is the fraction spent, in the budget's unit."""
+    """Compute spent against a budget; `progress()` is the fraction spent, in the budget's unit.
+
+    Steps and epochs are whole numbers of steps, so they are met exactly. FLOP and
+    device-hour budgets stop at the step boundary closest to the budget: the run stops
+    when one more step would overshoot by more than stopping now undershoots, so the
+    error is at most half a step.
+    """
 
     def __init__(self, cfg: BudgetConfig, steps_per_epoch: int, spent: Spent | None = None) -> None:
         self.cfg = cfg
@@ -91,11 +97,17 @@ class Budget:
         s = self.spent
         return {"steps": s.steps, "epochs": s.steps, "flops": s.flops, "device_hours": s.device_seconds}[self.cfg.kind]
 
+    def per_step(self) -> float:
+        """Mean cost of one step in the budget's unit (1 for step-counted budgets)."""
+        return self.used() / self.spent.steps if self.spent.steps else 0.0
+
     def progress(self) -> float:
         return min(self.used() / self.limit, 1.0)
 
     def done(self) -> bool:
-        return self.used() >= self.limit
+        if self.cfg.kind in ("steps", "epochs"):
+            return self.used() >= self.limit
+        return self.used() + self.per_step() / 2 >= self.limit
 
     def fraction_used(self) -> float:
         return self.used() / self.limit
@@ -218,6 +230,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         method.load_state_dict(ckpt["method"])
         optimizer.load_state_dict(ckpt["optimizer"])
         spent = Spent(**ckpt["spent"])
+        torch.set_rng_state(ckpt["rng"])  # augmentation draws continue where they stopped
         log.info("resuming %s at step %d", run_dir, spent.steps)
 
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, start_step=spent.steps)
@@ -229,6 +242,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         num_workers=cfg.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keep the global RNG for augmentation only
     )
     summary = {
         "status": "running",
@@ -334,7 +348,12 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
             if last_loss is None or not math.isfinite(float(loss.detach())):
                 raise TrainingFailed(f"loss is {float(loss.detach())} at step {s.steps}")
             save_atomic(
-                {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "spent": vars(s).copy()},
+                {
+                    "method": method.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "spent": vars(s).copy(),
+                    "rng": torch.get_rng_state(),
+                },
                 run_dir / CHECKPOINT,
             )
             last_ckpt = time.perf_counter()

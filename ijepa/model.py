@@ -67,6 +67,11 @@ class IJEPA(nn.Module):
         super().__init__()
         if cfg.loss not in LOSSES:
             raise ValueError(f"ijepa.loss {cfg.loss!r} is not one of {', '.join(LOSSES)}")
+        if cfg.predictor_width % encoder.num_heads:
+            raise ValueError(
+                f"ijepa.predictor_width={cfg.predictor_width} must be divisible by the encoder's "
+                f"{encoder.num_heads} heads (the predictor uses as many heads as the encoder)"
+            )
         self.cfg = cfg
         self.encoder = encoder
         self.predictor = Predictor(

@@ -17,8 +17,8 @@ def tiny_config(**overrides):
         "log_every": 2,
         "ijepa": {
             "predictor_depth": 1,
-            "predictor_width": 32,
-            "mask": {"num_targets": 2, "min_keep": 1, "target_scale": [0.15, 0.2]},
+            "predictor_width": 48,
+            "mask": {"num_targets": 2, "min_keep": 0, "target_scale": [0.15, 0.2]},
         },
         "budget": {"kind": "steps", "value": 4},
         "eval": {"knn_k": [1, 5], "batch_size": 64},

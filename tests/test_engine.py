@@ -1,0 +1,134 @@
+import json
+
+import pytest
+import torch
+
+from bench import engine, schedules
+from bench.config import OptimConfig
+from bench.engine import param_groups, train
+from bench.errors import BenchError, TrainingFailed
+from ijepa.model import IJEPA
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_schedules_are_functions_of_progress():
+    cfg = OptimConfig(lr=1e-3, start_lr=2e-4, final_lr=1e-6, warmup=0.2, weight_decay=0.04, final_weight_decay=0.4)
+    assert schedules.learning_rate(0.0, cfg) == pytest.approx(2e-4)
+    assert schedules.learning_rate(0.1, cfg) == pytest.approx(6e-4)
+    assert schedules.learning_rate(0.2, cfg) == pytest.approx(1e-3)
+    assert schedules.learning_rate(0.6, cfg) == pytest.approx((1e-3 + 1e-6) / 2)
+    assert schedules.learning_rate(1.0, cfg) == pytest.approx(1e-6)
+    lrs = [schedules.learning_rate(p / 100, cfg) for p in range(20, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert schedules.weight_decay(0.0, cfg) == pytest.approx(0.04)
+    assert schedules.weight_decay(0.5, cfg) == pytest.approx(0.22)
+    assert schedules.weight_decay(1.0, cfg) == pytest.approx(0.4)
+
+
+def test_no_weight_decay_on_biases_and_1d_parameters():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    decay, no_decay = param_groups(model)
+    assert [p.shape for p in decay["params"]] == [torch.Size([4, 3])]
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+
+
+def test_step_budget_is_exact_and_the_schedule_ends_with_it(tmp_path, tiny):
+    summary = train(tiny(**{"budget.value": 6}), tmp_path)
+    assert summary["status"] == "done"
+    assert summary["compute"]["steps"] == 6 and summary["compute"]["budget_used"] == 1.0
+    assert summary["compute"]["images_seen"] == 6 * 16
+    last = metrics(tmp_path)[-1]
+    assert last["progress"] == 1.0 and last["ema"] == 1.0
+    for name in ("config.yaml", "summary.json", "checkpoint.pt"):
+        assert (tmp_path / name).is_file()
+
+
+def test_epoch_budget(tmp_path, tiny):
+    summary = train(tiny(**{"budget.kind": "epochs", "budget.value": 0.25}), tmp_path)
+    # 512 synthetic images, batch 16: 32 steps an epoch
+    assert summary["compute"]["steps"] == 8
+    assert summary["compute"]["epochs"] == pytest.approx(0.25)
+
+
+def test_flop_budget_within_2_percent(tmp_path, tiny):
+    probe = train(tiny(**{"budget.value": 1}), tmp_path / "probe")
+    per_step = probe["compute"]["flops"]
+    assert per_step > 0
+    summary = train(tiny(**{"budget.kind": "flops", "budget.value": 60 * per_step}), tmp_path / "run")
+    assert summary["compute"]["budget_used"] == pytest.approx(1.0, abs=0.02)
+    assert 40 <= summary["compute"]["steps"] <= 90  # masks vary per batch, and so do FLOPs per step
+
+
+def test_flops_counted_on_the_real_step(tmp_path, tiny):
+    """Hand count of the matmuls of one nano-ViT forward bounds the counter from below."""
+    summary = train(tiny(**{"budget.value": 1}), tmp_path)
+    b, n, d, depth = 16, 16, 96, 4
+    encoder_fwd = 2 * b * n * depth * (4 * d * d + 8 * d * d)  # qkv+proj, mlp
+    assert summary["compute"]["flops"] > encoder_fwd  # target fwd + context fwd/bwd + predictor
+
+
+def test_device_hour_budget_within_2_percent(tmp_path, tiny):
+    seconds = 4.0
+    summary = train(tiny(**{"budget.kind": "device_hours", "budget.value": seconds / 3600}), tmp_path)
+    assert summary["compute"]["device_hours"] * 3600 == pytest.approx(seconds, rel=0.02)
+    assert summary["device"] == {"kind": "cpu", "count": 1}
+
+
+def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch):
+    cfg = tiny(**{"budget.value": 8, "checkpoint_every_s": 0, "log_every": 1})
+    train(cfg, tmp_path / "straight")
+
+    saves = {"n": 0}
+    real_save = engine.save_atomic
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        saves["n"] += 1
+        if saves["n"] == 3:
+            raise KeyboardInterrupt("preempted")
+
+    monkeypatch.setattr(engine, "save_atomic", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(engine, "save_atomic", real_save)
+    summary = train(cfg, tmp_path / "resumed")
+
+    assert summary["compute"]["steps"] == 8
+    straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert [m["step"] for m in resumed] == list(range(1, 9))
+    for a, b in zip(straight, resumed, strict=True):
+        assert a["lr"] == b["lr"] and a["ema"] == b["ema"] and a["flops"] == b["flops"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    w1 = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["method"]
+    w2 = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["method"]
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-5, atol=1e-6)
+
+
+def test_finished_run_is_not_retrained(tmp_path, tiny):
+    cfg = tiny()
+    first = train(cfg, tmp_path)
+    mtime = (tmp_path / "checkpoint.pt").stat().st_mtime
+    assert train(cfg, tmp_path) == first
+    assert (tmp_path / "checkpoint.pt").stat().st_mtime == mtime
+
+
+def test_other_config_in_same_folder_is_refused(tmp_path, tiny):
+    train(tiny(), tmp_path)
+    with pytest.raises(BenchError, match="different config"):
+        train(tiny(**{"optim.lr": 0.5}), tmp_path)
+
+
+def test_nan_loss_fails_the_run_with_its_reason(tmp_path, tiny, monkeypatch):
+    def nan_forward(self, batch):
+        return {"loss": torch.tensor(float("nan"), requires_grad=True)}
+
+    monkeypatch.setattr(IJEPA, "forward", nan_forward)
+    with pytest.raises(TrainingFailed, match="nan"):
+        train(tiny(), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "nan" in summary["reason"]
+    assert not (tmp_path / "checkpoint.pt").exists()  # NaN weights are never checkpointed
