@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from bench.errors import BenchError
-from ijepa.config import IJEPAConfig
+from ijepa.config import IJEPAConfig, MaskConfig
 
 BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
 
@@ -79,7 +79,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    ijepa: IJEPAConfig = field(default_factory=IJEPAConfig)
+    # The default data is 28 px Fashion-MNIST: a 7x7 patch grid, where the official min_keep=10
+    # rejects every target block; 3 keeps the collator's behaviour otherwise unchanged.
+    ijepa: IJEPAConfig = field(default_factory=lambda: IJEPAConfig(mask=MaskConfig(min_keep=3)))
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -150,11 +152,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Build dataclass `cls` from a nested dict; unknown keys raise with the valid ones listed."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
+    by_name = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key not in names:
-            raise BenchError(f"unknown key '{prefix}{key}'; valid keys: {', '.join(names)}")
+        if key not in by_name:
+            raise BenchError(f"unknown key '{prefix}{key}'; valid keys: {', '.join(by_name)}")
+        default = by_name[key].default_factory
+        if is_dataclass(hints[key]) and isinstance(value, dict) and default is not dataclasses.MISSING:
+            value = merge(json.loads(json.dumps(asdict(default()))), value)  # a partial section keeps its defaults
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
     return cls(**kwargs)
 
@@ -219,12 +224,12 @@ def check_key(key: str, cls: type = RunConfig) -> None:
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that span fields or need registries (imported lazily: they pull in torch)."""
     from bench.backbones import BACKBONES
-    from bench.data import DATASETS
-    from bench.methods import METHODS
+    from bench.data import check_available
+    from bench.methods import METHODS, check_method
 
     METHODS.get(cfg.method)
     BACKBONES.get(cfg.backbone)
-    DATASETS.get(cfg.data.name)
+    check_available(cfg.data)
     if cfg.budget.kind not in BUDGET_KINDS:
         raise BenchError(f"budget.kind {cfg.budget.kind!r} is not one of {', '.join(BUDGET_KINDS)}")
     if not cfg.budget.value > 0:
@@ -237,6 +242,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise BenchError(f"precision {cfg.precision!r} is not one of auto, fp32, bf16")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"device {cfg.device!r} is not one of auto, cpu, cuda")
+    check_method(cfg)
     return cfg
 
 

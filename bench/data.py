@@ -64,8 +64,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-@DATASETS.register("fashion-mnist")
-def fashion_mnist(cfg: DataConfig, split: str) -> Split:
+def fashion_mnist_files(cfg: DataConfig, split: str) -> tuple[Path, Path]:
     root = Path(cfg.root or FASHION_MNIST_ROOT)
     prefix = "train" if split == "train" else "t10k"
     images, labels = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
@@ -74,6 +73,12 @@ def fashion_mnist(cfg: DataConfig, split: str) -> Split:
             f"Fashion-MNIST not found in {root}: install it with `apt-get install dataset-fashion-mnist` "
             "or pass data.root=DIR holding the IDX gz files"
         )
+    return images, labels
+
+
+@DATASETS.register("fashion-mnist")
+def fashion_mnist(cfg: DataConfig, split: str) -> Split:
+    images, labels = fashion_mnist_files(cfg, split)
     x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)  # (N, 1, 28, 28)
     y = torch.from_numpy(read_idx(labels).astype(np.int64))
     return Split(TensorImages(x, y), 10, 1, (0.2860,), (0.3530,), in_memory=True)
@@ -89,13 +94,20 @@ def read_subset(path: Path) -> set[str]:
     return names
 
 
-@DATASETS.register("imagefolder")
-def imagefolder(cfg: DataConfig, split: str) -> Split:
+def imagefolder_dir(cfg: DataConfig, split: str) -> Path:
     if cfg.root is None:
         raise BenchError("the imagefolder dataset needs data.root=DIR (with train/ and val/ class folders)")
     folder = Path(cfg.root) / ("train" if split == "train" else "val")
     if not folder.is_dir():
         raise BenchError(f"{folder} does not exist: data.root must hold train/ and val/ class folders")
+    if split == "train" and cfg.subset and not Path(cfg.subset).is_file():
+        raise BenchError(f"subset file {cfg.subset} does not exist (data.subset expects e.g. 1percent.txt)")
+    return folder
+
+
+@DATASETS.register("imagefolder")
+def imagefolder(cfg: DataConfig, split: str) -> Split:
+    folder = imagefolder_dir(cfg, split)
     ds = tvd.ImageFolder(str(folder))
     if split == "train" and cfg.subset:
         keep = read_subset(Path(cfg.subset))
@@ -119,9 +131,20 @@ def synthetic(cfg: DataConfig, split: str) -> Split:
     return Split(TensorImages(x.to(torch.uint8), y), 4, 1, (0.5,), (0.25,), in_memory=True)
 
 
-def load_split(cfg: DataConfig, split: str) -> Split:
+def check_available(cfg: DataConfig) -> None:
+    """Fail fast, before anything is launched, when a dataset's files are not where the config says."""
+    DATASETS.get(cfg.name)
     if cfg.root is not None and not Path(cfg.root).exists():
         raise BenchError(f"data.root {cfg.root} does not exist")
+    for split in ("train", "test"):
+        if cfg.name == "fashion-mnist":
+            fashion_mnist_files(cfg, split)
+        elif cfg.name == "imagefolder":
+            imagefolder_dir(cfg, split)
+
+
+def load_split(cfg: DataConfig, split: str) -> Split:
+    check_available(cfg)
     return DATASETS.get(cfg.name)(cfg, split)
 
 

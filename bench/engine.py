@@ -219,7 +219,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     device = select_device(cfg)
     torch.manual_seed(cfg.seed)
     data = load_split(cfg.data, "train")
-    method = build_method(cfg, data).to(device)
+    method = build_method(cfg, data.channels).to(device)
     crop_scale, hflip = augmentation(cfg)
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
 

@@ -50,6 +50,7 @@ class Job:
         from bench.evals.run import evaluate_run
 
         setup_logging()
+        prepare_run_dir(self.cfg, self.run_dir)
         if self.threads:
             torch.set_num_threads(self.threads)
         previous = read_json(self.run_dir / STATE) or {}
@@ -58,18 +59,19 @@ class Job:
             job_id = submitit.JobEnvironment().job_id
         except RuntimeError:  # not inside a submitit job (e.g. `bench train`)
             pass
-        write_state(self.run_dir, "running", pid=os.getpid(), job_id=job_id, executor=previous.get("executor"))
+        job = {"job_id": job_id, "executor": previous.get("executor")}
+        write_state(self.run_dir, "running", pid=os.getpid(), **job)
         try:
             summary = train(self.cfg, self.run_dir)
             if self.evaluate:
                 summary["eval"] = evaluate_run(self.run_dir)
         except TrainingFailed as e:
-            write_state(self.run_dir, "failed", error=str(e))
+            write_state(self.run_dir, "failed", error=str(e), **job)
             raise
         except Exception as e:  # record why the job died for `bench status`, then let it die
-            write_state(self.run_dir, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0])
+            write_state(self.run_dir, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0], **job)
             raise
-        write_state(self.run_dir, "done")
+        write_state(self.run_dir, "done", **job)
         return summary
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:

@@ -1,4 +1,4 @@
-"""Method registry: name → builder(RunConfig, Split) returning an nn.Module with the method contract:
+"""Method registry: name → builder(RunConfig, in_chans) returning an nn.Module with the method contract:
 
 - ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
 - ``forward(batch) -> {"loss": tensor, **parts}``
@@ -7,28 +7,29 @@
 - ``crop_scale`` / ``hflip``: the augmentation the method's recipe uses
 """
 
+import torch
+
 from bench.backbones import BACKBONES
 from bench.config import RunConfig
-from bench.data import Split
 from bench.errors import BenchError
 from bench.registry import Registry
 
 METHODS: Registry = Registry("method")
 
 
-def build_encoder(cfg: RunConfig, data: Split, cls_token: bool = False):
+def build_encoder(cfg: RunConfig, in_chans: int, cls_token: bool = False):
     try:
-        return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=data.channels, cls_token=cls_token)
+        return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=in_chans, cls_token=cls_token)
     except ValueError as e:
         raise BenchError(f"backbone {cfg.backbone}: {e}") from None
 
 
 @METHODS.register("ijepa")
-def build_ijepa(cfg: RunConfig, data: Split):
+def build_ijepa(cfg: RunConfig, in_chans: int):
     from ijepa.model import IJEPA
 
     try:
-        return IJEPA(build_encoder(cfg, data), cfg.ijepa, seed=cfg.seed)
+        return IJEPA(build_encoder(cfg, in_chans), cfg.ijepa, seed=cfg.seed)
     except ValueError as e:  # a config the method cannot run, e.g. masks too large for the grid
         raise BenchError(str(e)) from None
 
@@ -39,5 +40,11 @@ def augmentation(cfg: RunConfig) -> tuple[tuple[float, float], bool]:
     return tuple(section.crop_scale), bool(getattr(section, "hflip", False))
 
 
-def build_method(cfg: RunConfig, data: Split):
-    return METHODS.get(cfg.method)(cfg, data)
+def build_method(cfg: RunConfig, in_chans: int):
+    return METHODS.get(cfg.method)(cfg, in_chans)
+
+
+def check_method(cfg: RunConfig) -> None:
+    """Build the method on the meta device (no memory, no compute) so a bad config fails before launch."""
+    with torch.device("meta"):
+        build_method(cfg, in_chans=3)

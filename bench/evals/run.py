@@ -47,7 +47,7 @@ def evaluate_run(run_dir: Path) -> dict:
     cfg = read_config(run_dir / CONFIG)
     device = select_device(cfg)
     train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
-    method = build_method(cfg, train)
+    method = build_method(cfg, train.channels)
     method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=False)["method"])
     encoder = method.eval_encoder()
     t0 = time.perf_counter()

@@ -1,0 +1,150 @@
+"""The `bench` command through Typer's CliRunner: sweeps end to end and every bad input."""
+
+import csv
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.sweep import load_sweep
+
+runner = CliRunner()
+
+TINY_BASE = {
+    "backbone": "vit_nano_patch4",
+    "data": {"name": "synthetic", "image_size": 16},
+    "optim.batch_size": 16,
+    "log_every": 2,
+    "ijepa": {"predictor_depth": 1, "predictor_width": 48, "mask": {"num_targets": 2, "min_keep": 0}},
+    "eval.knn_k": [1, 5],
+}
+
+
+def write_sweep(path, **changes):
+    spec = {"name": "t", "budget": {"kind": "steps", "value": 3}, "base": TINY_BASE, "seeds": [0]}
+    spec.update(changes)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_on_every_command():
+    for command in ([], ["sweep"], ["status"], ["collate"], ["eval"], ["train"], ["list"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_sweep_expands_grid_union_with_stable_ids(tmp_path):
+    path = write_sweep(
+        tmp_path / "s.yaml",
+        grid=[{"ijepa.mask.mode": ["official", "unbiased"]}, {"ijepa.mask.num_targets": [1, 2]}],
+        seeds=[0, 1],
+    )
+    sweep = load_sweep(path)
+    # (official, unbiased) + (1, 2) targets; the default point (official, 2 targets) appears in both grids
+    assert len(sweep.runs) == 3 * 2
+    assert [r.run_id for r in load_sweep(path).runs] == [r.run_id for r in sweep.runs]
+    assert len({r.run_id for r in sweep.runs}) == 6
+    assert all(r.config.budget.value == 3 for r in sweep.runs)
+
+
+def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path / "s.yaml", grid={"ijepa.mask.mode": ["official", "unbiased"]})
+    result = invoke("sweep", path, "--executor", "debug", "--root", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    assert "2 run(s) launched on debug" in result.output
+    runs = sorted((tmp_path / "runs" / "t").glob("ijepa-*"))
+    assert len(runs) == 2
+    for run in runs:
+        assert json.loads((run / "state.json").read_text())["state"] == "done"
+        top1 = json.loads((run / "eval.json").read_text())["knn"]["top1"]
+        assert set(top1) == {"1", "5"} and all(0 <= v <= 100 for v in top1.values())
+
+    again = invoke("sweep", path, "--executor", "debug", "--root", tmp_path / "runs")
+    assert again.exit_code == 0 and "0 run(s) launched" in again.output and "2 skipped" in again.output
+
+    status = invoke("status", path, "--root", tmp_path / "runs")
+    assert status.exit_code == 0 and status.output.count("done") == 2
+
+    out = tmp_path / "results" / "t.csv"
+    table = invoke("collate", path, "--root", tmp_path / "runs", "--out", out)
+    assert table.exit_code == 0, table.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["method"] for r in rows] == ["ijepa", "ijepa", "pixels"]
+    assert {r["mode"] for r in rows[:2]} == {"official", "unbiased"}
+    assert all(r["budget_kind"] == "steps" and float(r["steps"]) == 3 for r in rows[:2])
+    assert all(float(r["flops"]) > 0 and float(r["device_hours"]) > 0 for r in rows[:2])
+    assert float(rows[2]["knn@5"]) > 90  # synthetic classes are separable in pixel space
+    assert (tmp_path / "runs" / "t" / "leaderboard.csv").is_file()
+
+
+@pytest.mark.slow
+def test_local_executor_runs_in_the_background(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", name="bg")
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "launched on local" in result.output
+    (run,) = (tmp_path / "runs" / "bg").glob("ijepa-*")
+    state = json.loads((run / "state.json").read_text())
+    assert state["state"] == "done", state
+    assert state["job_id"]
+    assert (run / "eval.json").is_file()
+
+
+BAD_SWEEPS = {
+    "malformed": ("name: [unclosed\n", "malformed YAML"),
+    "unknown top key": ("budget: {kind: steps, value: 1}\nbase: {}\nfoo: 1\n", "unknown sweep key 'foo'"),
+    "unknown base key": ("budget: {kind: steps, value: 1}\nbase: {optim.lrr: 1}\n", "unknown key 'optim.lrr'"),
+    "budget zero": ("budget: {kind: steps, value: 0}\n", "budget.value must be > 0"),
+    "negative budget": ("budget: {kind: flops, value: -1.0e+9}\n", "budget.value must be > 0"),
+    "no budget": ("base: {}\n", "needs one budget"),
+    "bad axis": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.nope: [1, 2]}\n", "unknown key 'ijepa.mask.nope'"),
+    "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {seed: 3}\n", "non-empty list"),
+    "bad value": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.mode: [sideways]}\n", "not one of"),
+    "missing data": ("budget: {kind: steps, value: 1}\nbase: {data.root: /no/such/dir}\n", "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SWEEPS)
+def test_bad_sweep_gives_one_line_exit_2_and_writes_nothing(tmp_path, case):
+    text, message = BAD_SWEEPS[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    root = tmp_path / "runs"
+    result = invoke("sweep", path, "--root", root)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert not root.exists()
+
+
+def test_missing_sweep_file(tmp_path):
+    result = invoke("sweep", tmp_path / "nope.yaml", "--root", tmp_path / "runs")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_collate_refuses_a_path_outside_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path / "s.yaml")
+    assert invoke("sweep", path, "--executor", "debug", "--root", "runs").exit_code == 0
+    result = invoke("collate", path, "--root", "runs", "--out", tmp_path / "elsewhere.csv")
+    assert result.exit_code == 2 and "outside the results folder" in result.stderr
+    assert not (tmp_path / "elsewhere.csv").exists()
+
+
+def test_eval_and_status_of_nothing(tmp_path):
+    assert invoke("eval", tmp_path / "nothing").exit_code == 2
+    result = invoke("status", "nosweep", "--root", tmp_path)
+    assert result.exit_code == 2 and "no sweep folder" in result.stderr
+
+
+def test_train_bad_override_exits_2(tmp_path):
+    result = invoke("train", "optim.lrr=1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "unknown key 'optim.lrr'" in result.stderr
+    assert not (tmp_path / "r").exists()
