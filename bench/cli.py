@@ -73,6 +73,7 @@ def sweep(
     root: RootOption = Path("runs"),
     executor: Annotated[str | None, typer.Option(help="local | debug (default: the sweep's, else local).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Block until every run has finished.")] = False,
+    parallel: Annotated[int, typer.Option(help="Local executor: runs trained at the same time.")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Resubmit failed runs too.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; launch nothing.")] = False,
 ) -> None:
@@ -88,9 +89,10 @@ def sweep(
         for run in spec.runs:
             typer.echo(f"{run.run_id}  {run.axes}  seed={run.config.seed}")
         return
-    submitted = launch(spec, root, name, retry_failed)
+    submitted = launch(spec, root, name, parallel, retry_failed)
     skipped = len(spec.runs) - len(submitted)
-    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}, {skipped} skipped -> {root / spec.name}")
+    where = root / spec.name
+    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}, {skipped} skipped -> {where}")
     if wait:
         wait_for(spec, root)
         typer.echo(f"sweep {spec.name}: finished")
@@ -180,8 +182,11 @@ def train(
     from bench.launch import Job
 
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
-    summary = Job(cfg, out, evaluate=evaluate)()
-    typer.echo(f"{out}: {summary['status']}, {summary['compute']}")
+    summaries = Job([(cfg, out)], evaluate=evaluate)()
+    if not summaries:
+        typer.echo(f"{out}: already done")
+        return
+    typer.echo(f"{out}: {summaries[0]['status']}, {summaries[0]['compute']}")
 
 
 @app.command("list")

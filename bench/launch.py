@@ -38,46 +38,62 @@ def write_state(run_dir: Path, state: str, **extra) -> None:
 
 
 class Job:
-    """Train `cfg` into `run_dir` (resuming if it holds a checkpoint), then evaluate it."""
+    """Train each (config, run folder) of `runs` in turn, resuming any that holds a checkpoint,
+    then evaluate it. A failed run is recorded in its state.json and the next one still runs."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, threads: int = 0, evaluate: bool = True) -> None:
-        self.cfg, self.run_dir, self.threads, self.evaluate = cfg, Path(run_dir), threads, evaluate
+    def __init__(self, runs: list[tuple[RunConfig, Path]], threads: int = 0, evaluate: bool = True) -> None:
+        self.runs = [(cfg, Path(run_dir)) for cfg, run_dir in runs]
+        self.threads, self.evaluate = threads, evaluate
 
-    def __call__(self) -> dict:
+    def __call__(self) -> list[dict]:
         import torch
 
-        from bench.engine import train
-        from bench.evals.run import evaluate_run
-
         setup_logging()
-        prepare_run_dir(self.cfg, self.run_dir)
         if self.threads:
             torch.set_num_threads(self.threads)
-        previous = read_json(self.run_dir / STATE) or {}
-        job_id = previous.get("job_id")
         try:
             job_id = submitit.JobEnvironment().job_id
         except RuntimeError:  # not inside a submitit job (e.g. `bench train`)
-            pass
-        job = {"job_id": job_id, "executor": previous.get("executor")}
-        write_state(self.run_dir, "running", pid=os.getpid(), **job)
+            job_id = None
+        summaries, errors = [], []
+        for cfg, run_dir in self.runs:
+            if run_state(run_dir)["state"] == "done":
+                continue
+            try:
+                summaries.append(self.run_one(cfg, run_dir, job_id))
+            except Exception as e:  # recorded in the run's state.json; the other runs carry on
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        return summaries
+
+    def run_one(self, cfg: RunConfig, run_dir: Path, job_id: str | None) -> dict:
+        from bench.engine import train
+        from bench.evals.run import evaluate_run
+
+        prepare_run_dir(cfg, run_dir)
+        previous = read_json(run_dir / STATE) or {}
+        job = {"job_id": job_id or previous.get("job_id"), "executor": previous.get("executor")}
+        write_state(run_dir, "running", pid=os.getpid(), **job)
         try:
-            summary = train(self.cfg, self.run_dir)
+            summary = train(cfg, run_dir)
             if self.evaluate:
-                summary["eval"] = evaluate_run(self.run_dir)
+                summary["eval"] = evaluate_run(run_dir)
         except TrainingFailed as e:
-            write_state(self.run_dir, "failed", error=str(e), **job)
+            write_state(run_dir, "failed", error=str(e), **job)
             raise
-        except Exception as e:  # record why the job died for `bench status`, then let it die
-            write_state(self.run_dir, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0], **job)
+        except Exception as e:  # record why the run died for `bench status`, then re-raise
+            write_state(run_dir, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0], **job)
             raise
-        write_state(self.run_dir, "done", **job)
+        write_state(run_dir, "done", **job)
         return summary
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on preemption/timeout: resubmit; the run resumes from its checkpoint."""
-        write_state(self.run_dir, "requeued")
-        return submitit.helpers.DelayedSubmission(Job(self.cfg, self.run_dir, self.threads, self.evaluate))
+        """Called by submitit on preemption/timeout: resubmit; each run resumes from its checkpoint."""
+        for _, run_dir in self.runs:
+            if run_state(run_dir)["state"] == "running":
+                write_state(run_dir, "requeued")
+        return submitit.helpers.DelayedSubmission(Job(self.runs, self.threads, self.evaluate))
 
 
 @EXECUTORS.register("local")
@@ -114,9 +130,18 @@ def run_state(run_dir: Path) -> dict:
     return state
 
 
-def launch(sweep: Sweep, root: Path, executor_name: str, retry_failed: bool = False) -> list[tuple[str, str]]:
-    """Submit every run of the sweep that is not done, active or (unless retry_failed) failed."""
+def launch(
+    sweep: Sweep, root: Path, executor_name: str, parallel: int = 1, retry_failed: bool = False
+) -> list[tuple[str, str]]:
+    """Submit every run of the sweep that is not done, active or (unless retry_failed) failed.
+
+    The local executor runs the sweep in `parallel` lanes: one job per lane, its runs one
+    after another, so a workstation is not oversubscribed. The debug executor runs each
+    run in this process, in order.
+    """
     make_executor = EXECUTORS.get(executor_name)
+    if parallel < 1:
+        raise BenchError(f"--parallel must be >= 1, got {parallel}")
     sweep_dir = root / sweep.name
     todo = []
     for run in sweep.runs:
@@ -128,31 +153,34 @@ def launch(sweep: Sweep, root: Path, executor_name: str, retry_failed: bool = Fa
         return []
     for run in todo:
         prepare_run_dir(run.config, sweep_dir / run.run_id)
+        write_state(sweep_dir / run.run_id, "submitted", executor=executor_name)
     executor = make_executor(sweep_dir / "submitit")
-    # Local jobs share this machine's cores: give each its share instead of oversubscribing.
-    threads = max(1, (os.cpu_count() or 1) // len(todo)) if executor_name == "local" else 0
+    if executor_name == "debug":
+        lanes = [[run] for run in todo]
+        threads = 0
+    else:
+        lanes = [todo[i::parallel] for i in range(min(parallel, len(todo)))]
+        threads = max(1, (os.cpu_count() or 1) // len(lanes))  # each lane its share of the cores
     submitted = []
-    for run in todo:
-        run_dir = sweep_dir / run.run_id
-        write_state(run_dir, "submitted", executor=executor_name)
-        job = executor.submit(Job(run.config, run_dir, threads))
+    for lane in lanes:
+        job = executor.submit(Job([(run.config, sweep_dir / run.run_id) for run in lane], threads))
         if executor_name == "debug":
             try:
                 job.result()  # the debug executor runs the job here, in this process
-            except Exception as e:  # the job recorded its failure in state.json; carry on with the sweep
-                log.error("%s failed: %s", run.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
-        elif run_state(run_dir)["state"] == "submitted":  # the job has not started writing its own state yet
-            write_state(run_dir, "submitted", executor=executor_name, job_id=job.job_id, pid=int(job.job_id))
-        submitted.append((run.run_id, job.job_id))
+            except Exception as e:  # the run recorded its failure in state.json; carry on with the sweep
+                log.error("%s failed: %s", lane[0].run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
+        for run in lane:
+            run_dir = sweep_dir / run.run_id
+            if run_state(run_dir)["state"] == "submitted":  # not started yet: remember who will run it
+                write_state(run_dir, "submitted", executor=executor_name, job_id=job.job_id, pid=int(job.job_id))
+            submitted.append((run.run_id, job.job_id))
     return submitted
 
 
 def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
     """Block until every run of the sweep is done, failed or crashed."""
     sweep_dir = root / sweep.name
-    while any(
-        run_state(sweep_dir / r.run_id)["state"] in ("submitted", "running", "requeued") for r in sweep.runs
-    ):
+    while any(run_state(sweep_dir / r.run_id)["state"] in ("submitted", "running", "requeued") for r in sweep.runs):
         time.sleep(poll_s)
 
 

@@ -85,16 +85,16 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_local_executor_runs_in_the_background(tmp_path):
-    path = write_sweep(tmp_path / "s.yaml", name="bg")
-    result = invoke("sweep", path, "--root", tmp_path / "runs", "--wait")
+def test_local_executor_runs_a_lane_in_the_background(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", name="bg", grid={"ijepa.mask.mode": ["official", "unbiased"]})
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--wait", "--parallel", "1")
     assert result.exit_code == 0, result.output
-    assert "launched on local" in result.output
-    (run,) = (tmp_path / "runs" / "bg").glob("ijepa-*")
-    state = json.loads((run / "state.json").read_text())
-    assert state["state"] == "done", state
-    assert state["job_id"]
-    assert (run / "eval.json").is_file()
+    assert "2 run(s) launched on local" in result.output
+    runs = sorted((tmp_path / "runs" / "bg").glob("ijepa-*"))
+    states = [json.loads((run / "state.json").read_text()) for run in runs]
+    assert [s["state"] for s in states] == ["done", "done"], states
+    assert states[0]["job_id"] and states[0]["job_id"] == states[1]["job_id"]  # one job ran both, in turn
+    assert all((run / "eval.json").is_file() for run in runs)
 
 
 BAD_SWEEPS = {
