@@ -85,6 +85,7 @@ class Budget:
     def __init__(self, cfg: BudgetConfig, steps_per_epoch: int, spent: Spent | None = None) -> None:
         self.cfg = cfg
         self.spent = spent or Spent()
+        self.last_cost = 0.0  # the latest step's cost in the budget's unit: the estimate of the next
         self.limit = cfg.value
         if cfg.kind == "epochs":
             self.limit = math.ceil(cfg.value * steps_per_epoch)
@@ -97,17 +98,13 @@ class Budget:
         s = self.spent
         return {"steps": s.steps, "epochs": s.steps, "flops": s.flops, "device_hours": s.device_seconds}[self.cfg.kind]
 
-    def per_step(self) -> float:
-        """Mean cost of one step in the budget's unit (1 for step-counted budgets)."""
-        return self.used() / self.spent.steps if self.spent.steps else 0.0
-
     def progress(self) -> float:
         return min(self.used() / self.limit, 1.0)
 
     def done(self) -> bool:
         if self.cfg.kind in ("steps", "epochs"):
             return self.used() >= self.limit
-        return self.used() + self.per_step() / 2 >= self.limit
+        return self.used() + self.last_cost / 2 >= self.limit
 
     def fraction_used(self) -> float:
         return self.used() / self.limit
@@ -314,10 +311,12 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
             flops_per_shape[key] = float(counter.get_total_flops())
 
         s = budget.spent
+        before = budget.used()
         s.steps += 1
         s.images += len(labels) * devices
         s.flops += flops_per_shape[key] * devices
         s.device_seconds = seconds0 + (time.perf_counter() - t0 - excluded) * devices
+        budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
         momentum = method.after_step(budget.progress())
         loss_sum += loss.detach()

@@ -39,9 +39,7 @@ PRESETS = {
 
 
 def measure(name: str, overrides: dict, steps: int, device: str) -> dict:
-    cfg = build_config(
-        {**overrides, "budget": {"kind": "steps", "value": steps}, "log_every": 2, "device": device}
-    )
+    cfg = build_config({**overrides, "budget": {"kind": "steps", "value": steps}, "log_every": 2, "device": device})
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, Path(tmp))
         records = [json.loads(line) for line in (Path(tmp) / METRICS).read_text().splitlines()]

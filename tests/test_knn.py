@@ -43,3 +43,17 @@ def test_temperature_changes_votes():
     sharp = knn_predict(train_x, train_y, query, (3,), 0.01, 2, use_gpu=False)[3]
     flat = knn_predict(train_x, train_y, query, (3,), 100.0, 2, use_gpu=False)[3]
     assert sharp[0] == 0 and flat[0] == 1
+
+
+@pytest.mark.gpu
+def test_gpu_index_matches_cpu_index():
+    import faiss
+
+    if faiss.get_num_gpus() == 0:
+        pytest.skip("faiss sees no GPU")
+    rng = np.random.default_rng(1)
+    train_x, test_x = rng.normal(size=(500, 16)).astype(np.float32), rng.normal(size=(50, 16)).astype(np.float32)
+    train_y = rng.integers(0, 3, 500)
+    cpu = knn_predict(train_x, train_y, test_x, (10,), 0.07, 3, use_gpu=False)[10]
+    gpu = knn_predict(train_x, train_y, test_x, (10,), 0.07, 3, use_gpu=True)[10]
+    assert (cpu == gpu).mean() >= 0.98
