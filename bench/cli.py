@@ -63,7 +63,7 @@ def print_table(table) -> None:
     import pandas as pd
 
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
-        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
 
 
 @app.command()
@@ -125,7 +125,7 @@ def collate(
     from bench.config import read_config
     from bench.evals.run import pixel_reference
     from bench.results import collate as make_table
-    from bench.results import run_dirs
+    from bench.results import run_dirs, write_csv
 
     folder = sweep_dir(target, root)
     if out is not None:
@@ -140,10 +140,9 @@ def collate(
         cfg = read_config(dirs[0] / "config.yaml")
         refs["pixels"] = pixel_reference(cfg, root / "references")
     table = make_table(folder, refs)
-    table.to_csv(folder / "leaderboard.csv", index=False)
+    write_csv(table, folder / "leaderboard.csv")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
+        write_csv(table, out)
     print_table(table)
 
 

@@ -89,4 +89,12 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.Da
     if "knn@20" in table:
         table = table.sort_values("knn@20", ascending=False, na_position="last")
     refs = pd.DataFrame([reference_row(name, rec) for name, rec in (references or {}).items()])
-    return pd.concat([table, refs], ignore_index=True) if len(refs) else table.reset_index(drop=True)
+    if len(refs):
+        table = pd.concat([table, refs], ignore_index=True)
+    return table.reset_index(drop=True)
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    """6 significant digits: integers print as integers even in columns with empty cells."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.6g")
