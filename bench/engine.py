@@ -191,6 +191,18 @@ def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop records past the checkpoint's step: those steps were lost and will be trained again."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+
+
 def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     """Create the folder and write the config; refuse to resume a folder made with another config."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +242,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         torch.set_rng_state(ckpt["rng"])  # augmentation draws continue where they stopped
         log.info("resuming %s at step %d", run_dir, spent.steps)
 
+    trim_metrics(run_dir / METRICS, spent.steps)
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, start_step=spent.steps)
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
     loader = DataLoader(

@@ -107,10 +107,10 @@ def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch):
     real_save = engine.save_atomic
 
     def save_then_die(obj, path):
-        real_save(obj, path)
         saves["n"] += 1
-        if saves["n"] == 3:
+        if saves["n"] == 4:  # dies while writing its 4th checkpoint: step 4 is logged but lost
             raise KeyboardInterrupt("preempted")
+        real_save(obj, path)
 
     monkeypatch.setattr(engine, "save_atomic", save_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -120,6 +120,7 @@ def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch):
 
     assert summary["compute"]["steps"] == 8
     straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert len(resumed) == 8  # steps logged after the last checkpoint of the lost attempt are not doubled
     assert [m["step"] for m in resumed] == list(range(1, 9))
     for a, b in zip(straight, resumed, strict=True):
         assert a["lr"] == b["lr"] and a["ema"] == b["ema"] and a["flops"] == b["flops"]
