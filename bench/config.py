@@ -9,6 +9,7 @@ written into each run folder (`config.yaml`) and hashed into the run's id.
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -135,12 +136,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 value = float(value)
             except ValueError:
                 raise BenchError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise BenchError(f"{key}: expected a finite number, got {value!r}")
         if tp is int:
-            if not isinstance(value, int | float) or int(value) != value:
+            if int(value) != value:
                 raise BenchError(f"{key}: expected an integer, got {value!r}")
             return int(value)
-        if not isinstance(value, int | float):
-            raise BenchError(f"{key}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -242,6 +243,14 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise BenchError(f"precision {cfg.precision!r} is not one of auto, fp32, bf16")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"device {cfg.device!r} is not one of auto, cpu, cuda")
+    if cfg.log_every < 1:
+        raise BenchError(f"log_every must be >= 1, got {cfg.log_every}")
+    if cfg.checkpoint_every_s < 0:
+        raise BenchError(f"checkpoint_every_s must be >= 0, got {cfg.checkpoint_every_s}")
+    if not cfg.eval.knn_k or min(cfg.eval.knn_k) < 1:
+        raise BenchError(f"eval.knn_k must list k values >= 1, got {list(cfg.eval.knn_k)}")
+    if not cfg.eval.temperature > 0:
+        raise BenchError(f"eval.temperature must be > 0, got {cfg.eval.temperature}")
     check_method(cfg)
     return cfg
 

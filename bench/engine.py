@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench import schedules
 from bench.config import BudgetConfig, RunConfig, config_hash, read_config, write_config
 from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
+from bench.flops import flop_counter_mode
 from bench.methods import augmentation, build_method
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,20 @@ def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def parse_record(line: str) -> dict | None:
+    """One metrics.jsonl line; None for a line a crash left half-written."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
 def trim_metrics(path: Path, step: int) -> None:
     """Drop records past the checkpoint's step: those steps were lost and will be trained again."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    kept = [line for line in lines if (record := parse_record(line)) is not None and record["step"] <= step]
     if len(kept) != len(lines):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(kept))
@@ -289,7 +297,8 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
     devices = world_size()
     loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
     last_ckpt = time.perf_counter()
-    excluded = 0.0  # checkpoint writes are not training time
+    excluded = 0.0  # checkpoint writes and FLOP-counting overhead are not training time
+    plain_seconds, plain_steps = 0.0, 0  # time of steps run without the FLOP counter
     t0 = time.perf_counter()
     seconds0 = budget.spent.device_seconds
     batches = iter(loader)
@@ -307,7 +316,9 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
         labels = batch.pop("labels")
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         key = shape_key(batch)
-        counter = FlopCounterMode(display=False) if key not in flops_per_shape else nullcontext()
+        counted = key not in flops_per_shape
+        counter = flop_counter_mode() if counted else nullcontext()
+        t_step = time.perf_counter()
 
         with counter:
             # 1. forward
@@ -320,8 +331,15 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
         if cfg.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.clip_grad)
         optimizer.step()
-        if isinstance(counter, FlopCounterMode):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the clock must see the GPU's work, not the host's
+        step_seconds = time.perf_counter() - t_step
+        if counted:
             flops_per_shape[key] = float(counter.get_total_flops())
+            if plain_steps:  # charge a counted step at the mean plain step, not at the counter's overhead
+                excluded += max(step_seconds - plain_seconds / plain_steps, 0.0)
+        else:
+            plain_seconds, plain_steps = plain_seconds + step_seconds, plain_steps + 1
 
         s = budget.spent
         before = budget.used()
@@ -357,7 +375,7 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
             loss_n = 0
         if final or time.perf_counter() - last_ckpt > cfg.checkpoint_every_s:
             t_ckpt = time.perf_counter()
-            if last_loss is None or not math.isfinite(float(loss.detach())):
+            if not math.isfinite(float(loss.detach())):
                 raise TrainingFailed(f"loss is {float(loss.detach())} at step {s.steps}")
             save_atomic(
                 {

@@ -57,6 +57,7 @@ class Job:
             job_id = None
         summaries, errors = [], []
         for cfg, run_dir in self.runs:
+            prepare_run_dir(cfg, run_dir)  # a folder made with another config is refused, even when done
             if run_state(run_dir)["state"] == "done":
                 continue
             try:

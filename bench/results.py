@@ -5,13 +5,12 @@ row per run (method, backbone, mask settings, budget, compute used, k-NN top-1 p
 seed) plus the raw-pixel reference row.
 """
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from bench.config import RunConfig, read_config
-from bench.engine import CONFIG, METRICS, SUMMARY, read_json
+from bench.engine import CONFIG, METRICS, SUMMARY, parse_record, read_json
 from bench.evals.run import EVAL
 
 MASK_COLUMNS = ("mode", "strategy", "num_targets", "target_scale", "context_scale")
@@ -25,8 +24,8 @@ def last_metrics(run_dir: Path) -> dict:
     path = run_dir / METRICS
     if not path.is_file():
         return {}
-    lines = path.read_text().strip().splitlines()
-    return json.loads(lines[-1]) if lines else {}
+    records = [r for line in path.read_text().splitlines() if (r := parse_record(line)) is not None]
+    return records[-1] if records else {}
 
 
 def status_table(sweep_dir: Path) -> pd.DataFrame:
@@ -70,16 +69,20 @@ def run_row(run_dir: Path) -> dict:
         "epochs": compute.get("epochs"),
         "budget_used": compute.get("budget_used"),
     }
-    for k, v in evaluation.get("knn", {}).get("top1", {}).items():
-        row[f"knn@{k}"] = v
+    row |= knn_columns(evaluation)
     row |= {"seed": cfg.seed, "status": summary.get("status", "pending")}
     return row
 
 
 def reference_row(name: str, record: dict) -> dict:
-    row = {"run": name, "method": name}
-    row |= {f"knn@{k}": v for k, v in record.get("knn", {}).get("top1", {}).items()}
-    return row | {"status": "reference"}
+    return {"run": name, "method": name} | knn_columns(record) | {"status": "reference"}
+
+
+def knn_columns(record: dict) -> dict:
+    """k-NN top-1 per k, and the temperature they used (always say which k and T a number used)."""
+    knn = record.get("knn", {})
+    columns = {f"knn@{k}": v for k, v in knn.get("top1", {}).items()}
+    return columns | ({"knn_T": knn["temperature"]} if "temperature" in knn else {})
 
 
 def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.DataFrame:

@@ -44,8 +44,8 @@ class MaskGenerator:
                 raise ValueError(f"ijepa.mask.{name} must satisfy 0 < min <= max <= 1, got {(lo, hi)}")
         if cfg.num_targets < 1:
             raise ValueError(f"ijepa.mask.num_targets must be >= 1, got {cfg.num_targets}")
-        if cfg.mode == "official" and min(grid) < 2:
-            raise ValueError(f"a {grid[0]}x{grid[1]} patch grid is too small for the official collator")
+        if min(grid) < 2:
+            raise ValueError(f"a {grid[0]}x{grid[1]} patch grid is too small for block masking")
         if cfg.strategy == "multiblock":
             self._check_feasible()
 
@@ -56,12 +56,13 @@ class MaskGenerator:
         n = int(self.height * self.width * s)
         a = aspect[0] + u * (aspect[1] - aspect[0])
         h, w = int(round(math.sqrt(n * a))), int(round(math.sqrt(n / a)))
-        if self.cfg.mode == "official":  # exclusive bound: a block must leave a free row/column
-            while h >= self.height:
-                h -= 1
-            while w >= self.width:
-                w -= 1
-        return max(1, min(h, self.height)), max(1, min(w, self.width))
+        # Blocks never span the whole grid (official code). Kept in both modes, so that `unbiased`
+        # differs from `official` only by the placement bound and the truncation.
+        while h >= self.height:
+            h -= 1
+        while w >= self.width:
+            w -= 1
+        return max(1, h), max(1, w)
 
     def _check_feasible(self) -> None:
         c = self.cfg

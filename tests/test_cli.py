@@ -148,3 +148,11 @@ def test_train_bad_override_exits_2(tmp_path):
     result = invoke("train", "optim.lrr=1", "--out", tmp_path / "r")
     assert result.exit_code == 2 and "unknown key 'optim.lrr'" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_train_refuses_a_finished_folder_made_with_another_config(tmp_path):
+    args = ["backbone=vit_nano_patch4", "data.name=synthetic", "data.image_size=16", "optim.batch_size=16"]
+    args += ["ijepa.predictor_width=48", "ijepa.predictor_depth=1", "ijepa.mask.min_keep=0", "budget.value=2"]
+    assert invoke("train", *args, "--no-eval", "--out", tmp_path / "r").exit_code == 0
+    result = invoke("train", *args, "optim.lr=0.5", "--no-eval", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "different config" in result.stderr

@@ -29,6 +29,11 @@ def test_dotted_and_nested_keys_mix():
         ({"budget": {"kind": "hours"}}, "budget.kind 'hours' is not one of"),
         ({"backbone": "vit_nope"}, "unknown backbone 'vit_nope'; valid: "),
         ({"method": "simclr"}, "unknown method 'simclr'; valid: ijepa"),
+        ({"seed": float("nan")}, "seed: expected a finite number"),
+        ({"optim": {"batch_size": float("inf")}}, "expected a finite number"),
+        ({"log_every": 0}, "log_every must be >= 1"),
+        ({"eval": {"knn_k": []}}, "eval.knn_k must list"),
+        ({"eval": {"temperature": 0}}, "eval.temperature must be > 0"),
     ],
 )
 def test_bad_config_says_what_is_wrong(data, message):

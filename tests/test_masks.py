@@ -72,6 +72,19 @@ def test_official_bound_never_starts_a_block_on_the_last_row():
     assert not seen["official"] and seen["unbiased"]
 
 
+def test_modes_draw_the_same_block_sizes():
+    """`unbiased` changes only placement and truncation, not the size of the blocks."""
+    for grid in ((7, 7), VIT_H14):
+        off = MaskGenerator(grid, MaskConfig(min_keep=3), seed=5)
+        unb = MaskGenerator(grid, MaskConfig(mode="unbiased", min_keep=3), seed=5)
+        for step in range(10):
+            _, t_off = off.sample(8, step)
+            _, t_unb = unb.sample(8, step)
+            assert [len(t) for ts in t_off for t in ts] == [len(t) for ts in t_unb for t in ts]
+        for u in (0.0, 0.5, 1.0):
+            assert off.block_size(u, (0.85, 1.0), (1.0, 1.0)) == unb.block_size(u, (0.85, 1.0), (1.0, 1.0))
+
+
 def test_official_truncation_keeps_first_indices_unbiased_does_not():
     off = MaskGenerator(VIT_H14, MaskConfig(), seed=0)
     contexts, _ = off.sample(64, 0)

@@ -3,8 +3,11 @@
 bench eval runs/demo/ijepa-1a2b3c4d5e   # writes eval.json beside the checkpoint
 """
 
+import hashlib
+import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -61,9 +64,8 @@ def evaluate_run(run_dir: Path) -> dict:
 
 def pixel_reference(cfg: RunConfig, cache_dir: Path) -> dict:
     """Raw pixels through the same k-NN: computed once per dataset and cached in cache_dir."""
-    key = f"pixels-{cfg.data.name}-{cfg.data.image_size}-T{cfg.eval.temperature}"
-    if cfg.data.subset:
-        key += "-" + Path(cfg.data.subset).stem
+    protocol = json.dumps({"data": asdict(cfg.data), "eval": asdict(cfg.eval)}, sort_keys=True)
+    key = f"pixels-{cfg.data.name}-{hashlib.sha1(protocol.encode()).hexdigest()[:10]}"
     path = Path(cache_dir) / f"{key}.json"
     cached = read_json(path)
     if cached is not None:
