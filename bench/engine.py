@@ -243,7 +243,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     spent = Spent()
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         method.load_state_dict(ckpt["method"])
         optimizer.load_state_dict(ckpt["optimizer"])
         spent = Spent(**ckpt["spent"])
@@ -292,8 +292,12 @@ def compute_summary(budget: Budget, n_train: int) -> dict:
 
 
 def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path) -> float | None:
+    with (run_dir / METRICS).open("a") as metrics:
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics)
+
+
+def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics) -> float | None:
     flops_per_shape: dict[tuple, float] = {}
-    metrics = (run_dir / METRICS).open("a")
     devices = world_size()
     loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
     last_ckpt = time.perf_counter()
@@ -388,5 +392,4 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
             )
             last_ckpt = time.perf_counter()
             excluded += last_ckpt - t_ckpt
-    metrics.close()
     return last_loss

@@ -51,7 +51,7 @@ def evaluate_run(run_dir: Path) -> dict:
     device = select_device(cfg)
     train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
     method = build_method(cfg, train.channels)
-    method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=False)["method"])
+    method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
     encoder = method.eval_encoder()
     t0 = time.perf_counter()
     feats = [features.extract(encoder, s, cfg.data.image_size, cfg.eval.batch_size, device) for s in (train, test)]
