@@ -78,13 +78,13 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; launch nothing.")] = False,
 ) -> None:
     """Expand a sweep into runs and launch those not done yet."""
-    from bench.launch import check_executor, launch
+    from bench.launch import EXECUTORS, launch
     from bench.launch import wait as wait_for
     from bench.sweep import load_sweep
 
     spec = load_sweep(file)
     name = executor or spec.executor or "local"
-    check_executor(name)
+    EXECUTORS.get(name)  # an unknown executor fails here, with the valid ones, before anything runs
     if dry_run:
         for run in spec.runs:
             typer.echo(f"{run.run_id}  {run.axes}  seed={run.config.seed}")

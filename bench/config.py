@@ -292,7 +292,3 @@ def write_config(cfg: RunConfig, path: Path) -> None:
 
 def read_config(path: Path) -> RunConfig:
     return from_dict(RunConfig, load_yaml(path))
-
-
-def replace(cfg: Any, **changes: Any) -> Any:
-    return dataclasses.replace(cfg, **changes)

@@ -183,8 +183,3 @@ def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
     sweep_dir = root / sweep.name
     while any(run_state(sweep_dir / r.run_id)["state"] in ("submitted", "running", "requeued") for r in sweep.runs):
         time.sleep(poll_s)
-
-
-def check_executor(name: str) -> None:
-    if name not in EXECUTORS:
-        raise BenchError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS.names())}")

@@ -34,7 +34,6 @@ class Sweep:
     name: str
     executor: str | None
     runs: list[Run]
-    axes: list[str]
     source: Path
 
 
@@ -72,10 +71,8 @@ def load_sweep(path: str | Path) -> Sweep:
         raise BenchError(f"{path}: seeds must be a non-empty list of integers")
     grids = _grids(data.get("grid"))
     runs: dict[str, Run] = {}
-    axes: list[str] = []
     for grid in grids:
         keys = list(grid)
-        axes += [k for k in keys if k not in axes]
         for values in itertools.product(*(grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
             for seed in seeds:
@@ -86,4 +83,4 @@ def load_sweep(path: str | Path) -> Sweep:
     name = str(data.get("name") or path.stem)
     if not name.replace("-", "").replace("_", "").isalnum():
         raise BenchError(f"{path}: sweep name {name!r} may hold only letters, digits, - and _")
-    return Sweep(name, data.get("executor"), list(runs.values()), axes, path)
+    return Sweep(name, data.get("executor"), list(runs.values()), path)
