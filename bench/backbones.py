@@ -90,9 +90,23 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, H, W); keep (B, K) indices of patches to keep → (B, [1+]K, D) after the final norm."""
-        x = self.patch_embed(x) + self.pos_embed  # (B, N, D)
+        x = self.embed(x)  # (B, N, D)
         if keep is not None:
             x = gather_tokens(x, keep)  # (B, K, D)
+        return self.encode(x)
+
+    def embed(
+        self, x: torch.Tensor, masked: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Patch tokens plus position, (B, N, D); `masked` (B, N) patches are replaced by `mask_token`
+        before the position is added (BEiT / data2vec v1)."""
+        x = self.patch_embed(x)
+        if masked is not None:
+            x = torch.where(masked.unsqueeze(-1), mask_token.to(x.dtype), x)
+        return x + self.pos_embed
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedded tokens (B, K, D) → (B, [1+]K, D): [cls] prepended, blocks, final norm."""
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         for block in self.blocks:

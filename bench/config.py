@@ -3,7 +3,12 @@ dotted overrides (`optim.lr=5e-4`) on the command line.
 
 Every key is checked against the dataclasses: an unknown key fails with the valid keys
 listed, a value of the wrong type fails with the expected type. The resolved config is
-written into each run folder (`config.yaml`) and hashed into the run's id.
+written into each run folder (`config.yaml`) and hashed into the run's id; it holds the
+section of its own method only, so adding a method never changes another's run ids.
+
+Each method brings its optimizer recipe (baselines/config.py `RECIPES`): selecting
+`method: mae` starts `optim` from MAE's settings, and the YAML file or an override still
+wins over them.
 """
 
 import dataclasses
@@ -18,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from baselines.config import RECIPES, Data2VecConfig, Data2VecV1Config, MAEConfig
 from bench.errors import BenchError
 from ijepa.config import IJEPAConfig, MaskConfig
 
@@ -57,6 +63,7 @@ class OptimConfig:
     final_weight_decay: float = 0.4
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
+    lr_batch: int = 0  # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch (MAE: 256)
 
 
 @dataclass
@@ -83,7 +90,13 @@ class RunConfig:
     # The default data is 28 px Fashion-MNIST: a 7x7 patch grid, where the official min_keep=10
     # rejects every target block; 3 keeps the collator's behaviour otherwise unchanged.
     ijepa: IJEPAConfig = field(default_factory=lambda: IJEPAConfig(mask=MaskConfig(min_keep=3)))
+    mae: MAEConfig = field(default_factory=MAEConfig)
+    data2vec: Data2VecConfig = field(default_factory=Data2VecConfig)
+    data2vec_v1: Data2VecV1Config = field(default_factory=Data2VecV1Config)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+METHOD_SECTIONS = tuple(RECIPES)  # each method's own config section is named after it
 
 
 # --- building from dicts ------------------------------------------------------------------
@@ -235,6 +248,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise BenchError(f"budget.kind {cfg.budget.kind!r} is not one of {', '.join(BUDGET_KINDS)}")
     if not cfg.budget.value > 0:
         raise BenchError(f"budget.value must be > 0, got {cfg.budget.value}")
+    if cfg.optim.lr_batch < 0:
+        raise BenchError(f"optim.lr_batch must be >= 0, got {cfg.optim.lr_batch}")
     if cfg.optim.batch_size < 1:
         raise BenchError(f"optim.batch_size must be >= 1, got {cfg.optim.batch_size}")
     if not 0 <= cfg.optim.warmup < 1:
@@ -257,6 +272,8 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def build_config(data: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
     merged = merge(nest(data or {}), parse_overrides(overrides or []))
+    recipe = RECIPES.get(merged.get("method", RunConfig.method), {})
+    merged = merge({"optim": json.loads(json.dumps(recipe))}, merged)  # the method's recipe, under the user's keys
     return validate(from_dict(RunConfig, merged))
 
 
@@ -278,8 +295,10 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def to_dict(cfg: RunConfig) -> dict:
-    """Plain nested dict (tuples as lists) that YAML/JSON can write and from_dict can read."""
-    return json.loads(json.dumps(asdict(cfg)))
+    """Plain nested dict (tuples as lists) that YAML/JSON can write and from_dict can read;
+    of the method sections, only the run's own."""
+    out = json.loads(json.dumps(asdict(cfg)))
+    return {k: v for k, v in out.items() if k not in METHOD_SECTIONS or k == cfg.method}
 
 
 def config_hash(cfg: RunConfig) -> str:

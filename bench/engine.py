@@ -299,6 +299,7 @@ def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Pa
 def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics) -> float | None:
     flops_per_shape: dict[tuple, float] = {}
     devices = world_size()
+    lr_scale = schedules.lr_scale(cfg.optim, devices)
     loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
     last_ckpt = time.perf_counter()
     excluded = 0.0  # checkpoint writes and FLOP-counting overhead are not training time
@@ -309,7 +310,8 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
     method.train()
     while not budget.done():
         progress = budget.progress()
-        lr, wd = schedules.learning_rate(progress, cfg.optim), schedules.weight_decay(progress, cfg.optim)
+        lr = schedules.learning_rate(progress, cfg.optim) * lr_scale
+        wd = schedules.weight_decay(progress, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
             if group["apply_wd"]:

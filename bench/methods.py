@@ -28,8 +28,33 @@ def build_encoder(cfg: RunConfig, in_chans: int, cls_token: bool = False):
 def build_ijepa(cfg: RunConfig, in_chans: int):
     from ijepa.model import IJEPA
 
+    return _build(IJEPA, build_encoder(cfg, in_chans), cfg.ijepa, seed=cfg.seed)
+
+
+@METHODS.register("mae")
+def build_mae(cfg: RunConfig, in_chans: int):
+    from baselines.mae import MAE
+
+    return _build(MAE, build_encoder(cfg, in_chans, cls_token=True), cfg.mae, in_chans, seed=cfg.seed)
+
+
+@METHODS.register("data2vec")
+def build_data2vec(cfg: RunConfig, in_chans: int):
+    from baselines.data2vec import Data2Vec
+
+    return _build(Data2Vec, build_encoder(cfg, in_chans, cls_token=True), cfg.data2vec, seed=cfg.seed)
+
+
+@METHODS.register("data2vec_v1")
+def build_data2vec_v1(cfg: RunConfig, in_chans: int):
+    from baselines.data2vec import Data2VecV1
+
+    return _build(Data2VecV1, build_encoder(cfg, in_chans, cls_token=True), cfg.data2vec_v1, seed=cfg.seed)
+
+
+def _build(cls, *args, **kwargs):
     try:
-        return IJEPA(build_encoder(cfg, in_chans), cfg.ijepa, seed=cfg.seed)
+        return cls(*args, **kwargs)
     except ValueError as e:  # a config the method cannot run, e.g. masks too large for the grid
         raise BenchError(str(e)) from None
 

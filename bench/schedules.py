@@ -22,3 +22,8 @@ def weight_decay(progress: float, cfg: OptimConfig) -> float:
     """Cosine ramp from weight_decay to final_weight_decay (I-JEPA: 0.04 → 0.4)."""
     p = min(max(progress, 0.0), 1.0)
     return cfg.final_weight_decay + (cfg.weight_decay - cfg.final_weight_decay) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def lr_scale(cfg: OptimConfig, devices: int) -> float:
+    """MAE's rule: lrs given per `lr_batch` images scale with the global batch (1 when lr_batch is 0)."""
+    return cfg.batch_size * devices / cfg.lr_batch if cfg.lr_batch else 1.0

@@ -86,8 +86,7 @@ class IJEPA(nn.Module):
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Layer-normed target-encoder output gathered at the targets: (M*B, Nt, D)."""
-        h = self.target.net.patch_tokens(self.target(images))  # (B, N, D)
-        h = F.layer_norm(h, h.shape[-1:])
+        h = self.target.last_layer(images)  # (B, N, D)
         m = tgt.shape[0]
         return gather_tokens(h.repeat(m, 1, 1), tgt.flatten(0, 1))
 

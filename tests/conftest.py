@@ -8,9 +8,22 @@ from bench.config import build_config
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
-def tiny_config(**overrides):
+# Per-method sizes for a unit test on the nano ViT (4 blocks of width 96, 4x4 patch grid).
+TINY_METHODS = {
+    "ijepa": {},
+    "mae": {"mae": {"decoder_depth": 1, "decoder_width": 48, "decoder_heads": 3}},
+    "data2vec": {
+        "data2vec": {"num_clones": 2, "decoder_dim": 48, "decoder_layers": 2, "decoder_groups": 3, "top_k": 3}
+    },
+    "data2vec_v1": {"data2vec_v1": {"min_block": 4, "top_k": 3}},
+}
+
+
+def tiny_config(method: str = "ijepa", **overrides):
     """A run small enough for a unit test: nano ViT on 16-px synthetic images."""
     base = {
+        "method": method,
+        **TINY_METHODS[method],
         "backbone": "vit_nano_patch4",
         "data": {"name": "synthetic", "image_size": 16},
         "optim": {"batch_size": 16},

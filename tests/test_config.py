@@ -28,7 +28,7 @@ def test_dotted_and_nested_keys_mix():
         ({"budget": {"value": -3}}, "budget.value must be > 0"),
         ({"budget": {"kind": "hours"}}, "budget.kind 'hours' is not one of"),
         ({"backbone": "vit_nope"}, "unknown backbone 'vit_nope'; valid: "),
-        ({"method": "simclr"}, "unknown method 'simclr'; valid: ijepa"),
+        ({"method": "simclr"}, "unknown method 'simclr'; valid: data2vec, data2vec_v1, ijepa, mae"),
         ({"seed": float("nan")}, "seed: expected a finite number"),
         ({"optim": {"batch_size": float("inf")}}, "expected a finite number"),
         ({"log_every": 0}, "log_every must be >= 1"),

@@ -1,0 +1,92 @@
+"""The baselines' configurations and optimizer recipes (shared/reference/baselines.md).
+
+Defaults are the papers' ViT-B recipes; sweeps scale the decoders down for small
+backbones. `RECIPES` holds each method's own optimizer settings: they replace the
+engine's defaults (I-JEPA's) when `method` selects the baseline, and a sweep or an
+override still wins over them.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class MAEConfig:
+    """MAE (He et al. 2021): per-sample random masking, encoder on the visible patches,
+    a narrow ViT decoder with one shared mask token, MSE on the removed patches."""
+
+    mask_ratio: float = 0.75
+    decoder_depth: int = 8
+    decoder_width: int = 512
+    decoder_heads: int = 16
+    norm_pix_loss: bool = True  # each target patch normalised by its own mean and variance
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    hflip: bool = True
+
+
+@dataclass
+class Data2VecConfig:
+    """data2vec 2.0 (Baevski et al. 2022b): R masked clones per image, inverse block masking,
+    student on the kept tokens, conv decoder, EMA teacher's top-K instance-normed layers."""
+
+    num_clones: int = 16  # R; the teacher runs once per image, its targets are repeated R times
+    mask_ratio: float = 0.8  # ViT-B; 0.75 for L/H
+    block_size: int = 3  # the kept blocks are block_size x block_size
+    top_k: int | None = None  # None: every block (the paper's ViT-B averages its 10 main blocks)
+    decoder_dim: int = 768
+    decoder_layers: int = 6
+    decoder_kernel: int = 3
+    decoder_groups: int = 16
+    mask_noise_std: float = 0.01  # masked slots enter the decoder as N(0, std) noise
+    cls_loss: float = 0.01  # weight of the [cls] → mean-target regression
+    ema: tuple[float, float] = (0.9998, 0.99999)
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # the reference is silent: torchvision's default
+    hflip: bool = True
+
+
+@dataclass
+class Data2VecV1Config:
+    """data2vec v1 (Baevski et al. 2022a, BEiT-based): learned mask tokens inside the encoder,
+    BEiT block-wise masking, top-6 layer-normed teacher layers, smooth-L1 with beta 2."""
+
+    mask_ratio: float = 0.6  # 120 of 196 patches at ViT-B/16 224 px
+    min_block: int = 16  # BEiT's smallest masked block, in patches
+    top_k: int = 6
+    loss_beta: float = 2.0
+    ema: tuple[float, float] = (0.9998, 0.9998)  # constant
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # BEiT's
+    hflip: bool = True
+
+
+# Optimizer settings per method (keys of bench.config.OptimConfig). The reference gives no
+# warm-up length for data2vec 2.0, so it keeps the engine's default fraction.
+RECIPES: dict[str, dict] = {
+    "ijepa": {},
+    "mae": {
+        "lr": 1.5e-4,  # per 256 images: lr = 1.5e-4 x batch / 256
+        "lr_batch": 256,
+        "start_lr": 0.0,
+        "final_lr": 0.0,
+        "warmup": 40 / 800,
+        "weight_decay": 0.05,
+        "final_weight_decay": 0.05,
+        "betas": (0.9, 0.95),
+    },
+    "data2vec": {
+        "lr": 1e-3,
+        "start_lr": 0.0,
+        "final_lr": 0.0,
+        "weight_decay": 0.05,
+        "final_weight_decay": 0.05,
+        "betas": (0.9, 0.95),
+        "clip_grad": 4.0,
+    },
+    "data2vec_v1": {
+        "lr": 2e-3,
+        "start_lr": 0.0,
+        "final_lr": 1e-5,  # BEiT's min_lr
+        "warmup": 10 / 800,
+        "weight_decay": 0.05,
+        "final_weight_decay": 0.05,
+        "clip_grad": 3.0,
+    },
+}

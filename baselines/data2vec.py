@@ -1,0 +1,162 @@
+"""data2vec, both versions (shared/reference/baselines.md). The EMA teacher and its targets
+are bench/ema.py's, the same code I-JEPA's target encoder uses.
+
+- ``Data2Vec`` — data2vec 2.0 (Baevski et al. 2022, *Efficient Self-supervised Learning with
+  Contextualized Target Representations*): each image is embedded once and cloned R times,
+  every clone with its own inverse block mask; the student encodes the kept tokens (plus
+  [cls]); a conv decoder fills the masked slots, which enter as N(0, 0.01) noise; targets
+  are the teacher's top-K FFN outputs, instance-normed, averaged, layer-normed, computed
+  once per image and repeated R times. L2 on masked positions scaled by 1/sqrt(D), plus
+  0.01 x the [cls] output's regression of the mean target.
+- ``Data2VecV1`` — data2vec (Baevski et al. 2022, image model on BEiT's code), the version
+  I-JEPA's tables compare against: the student sees every token, masked ones replaced by
+  a learned mask token; targets are the top-6 layers, layer-normed without parameters,
+  averaged, layer-normed; smooth-L1 (beta 2) through a linear head on the masked outputs.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.config import Data2VecConfig, Data2VecV1Config
+from baselines.masking import BlockMask, InverseBlockKeep
+from bench.backbones import VisionTransformer, gather_tokens, init_weights
+from bench.ema import EMATeacher, contextual_targets, ema_momentum
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of (B, C, H, W), without parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        return F.layer_norm(x, x.shape[-1:]).permute(0, 3, 1, 2)
+
+
+class ConvDecoder(nn.Module):
+    """data2vec 2.0's image decoder: layers of grouped Conv2d → LayerNorm (no affine) → GELU,
+    each with a residual where the widths match, then a linear map back to the encoder width."""
+
+    def __init__(self, grid: tuple[int, int], embed_dim: int, cfg: Data2VecConfig) -> None:
+        super().__init__()
+        for name, width in (("the encoder width", embed_dim), ("data2vec.decoder_dim", cfg.decoder_dim)):
+            if width % cfg.decoder_groups:
+                raise ValueError(f"{name} ({width}) is not divisible by data2vec.decoder_groups={cfg.decoder_groups}")
+        if cfg.decoder_layers < 1 or cfg.decoder_kernel % 2 == 0:
+            raise ValueError("data2vec.decoder_layers must be >= 1 and data2vec.decoder_kernel odd")
+        self.grid = grid
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(
+                    embed_dim if i == 0 else cfg.decoder_dim,
+                    cfg.decoder_dim,
+                    cfg.decoder_kernel,
+                    padding=cfg.decoder_kernel // 2,
+                    groups=cfg.decoder_groups,
+                ),
+                ChannelNorm(),
+                nn.GELU(),
+            )
+            for i in range(cfg.decoder_layers)
+        )
+        self.proj = nn.Linear(cfg.decoder_dim, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(S, N, D) tokens on the full grid → (S, N, D) predictions."""
+        s, n, d = x.shape
+        x = x.transpose(1, 2).reshape(s, d, *self.grid)
+        for layer in self.layers:
+            y = layer(x)
+            x = y + x if y.shape == x.shape else y
+        return self.proj(x.flatten(2).transpose(1, 2))
+
+
+def check_top_k(top_k: int | None, encoder: VisionTransformer, key: str) -> int:
+    depth = len(encoder.blocks)
+    top_k = depth if top_k is None else top_k
+    if not 1 <= top_k <= depth:
+        raise ValueError(f"{key}={top_k} must be between 1 and the encoder's {depth} blocks")
+    return top_k
+
+
+class Data2Vec(nn.Module):
+    def __init__(self, encoder: VisionTransformer, cfg: Data2VecConfig, seed: int = 0) -> None:
+        super().__init__()
+        if encoder.cls_token is None:
+            raise ValueError("data2vec's encoder needs a [cls] token")
+        self.cfg = cfg
+        self.top_k = check_top_k(cfg.top_k, encoder, "data2vec.top_k")
+        self.encoder = encoder
+        self.teacher = EMATeacher(encoder)  # the whole encoder, patch embedding included
+        self.decoder = ConvDecoder(encoder.grid, encoder.embed_dim, cfg)
+        self.cls_head = nn.Linear(encoder.embed_dim, encoder.embed_dim)
+        self.decoder.apply(init_weights)
+        self.cls_head.apply(init_weights)
+        self.masks = InverseBlockKeep(encoder.grid, cfg.mask_ratio, cfg.block_size, cfg.num_clones, seed)
+
+    def input_sampler(self) -> InverseBlockKeep:
+        return self.masks
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, keep = batch["images"], batch["keep"]  # keep (B*R, K)
+        r, dim = self.cfg.num_clones, self.encoder.embed_dim
+        y = contextual_targets(self.teacher.layer_outputs(images), self.top_k, "instance")  # (B, N, D)
+        y = y.repeat_interleave(r, 0)  # (B*R, N, D): once per image, repeated per clone
+
+        tokens = self.encoder.embed(images).repeat_interleave(r, 0)  # embed once, clone R times
+        z = self.encoder.encode(gather_tokens(tokens, keep))  # (B*R, 1+K, D)
+        noise = torch.randn_like(tokens) * self.cfg.mask_noise_std  # masked slots: noise, not a token
+        full = noise.scatter(1, keep.unsqueeze(-1).expand(-1, -1, dim), z[:, 1:].to(noise.dtype))
+        pred = self.decoder(full)  # (B*R, N, D)
+
+        masked = torch.ones(keep.shape[0], tokens.shape[1], dtype=torch.bool, device=keep.device)
+        masked.scatter_(1, keep, False)
+        scale = 1 / math.sqrt(dim)
+        patch_loss = (pred.float() - y).pow(2).sum(-1)[masked].mean() * scale
+        cls_loss = (self.cls_head(z[:, 0]).float() - y.mean(1)).pow(2).sum(-1).mean() * scale
+        loss = patch_loss + self.cfg.cls_loss * cls_loss
+        return {"loss": loss, "patch_loss": patch_loss.detach(), "cls_loss": cls_loss.detach()}
+
+    def after_step(self, progress: float) -> float:
+        momentum = ema_momentum(progress, *self.cfg.ema)
+        self.teacher.update(self.encoder, momentum)
+        return momentum
+
+    def eval_encoder(self) -> VisionTransformer:
+        return self.encoder  # data2vec's released encoders are the student's
+
+
+class Data2VecV1(nn.Module):
+    def __init__(self, encoder: VisionTransformer, cfg: Data2VecV1Config, seed: int = 0) -> None:
+        super().__init__()
+        if encoder.cls_token is None:
+            raise ValueError("data2vec_v1's encoder needs a [cls] token")
+        self.cfg = cfg
+        self.top_k = check_top_k(cfg.top_k, encoder, "data2vec_v1.top_k")
+        self.encoder = encoder
+        self.teacher = EMATeacher(encoder)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.embed_dim))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.head = nn.Linear(encoder.embed_dim, encoder.embed_dim)
+        self.head.apply(init_weights)
+        self.masks = BlockMask(encoder.grid, cfg.mask_ratio, cfg.min_block, seed)
+
+    def input_sampler(self) -> BlockMask:
+        return self.masks
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, masked = batch["images"], batch["masked"]  # masked (B, N) bool
+        y = contextual_targets(self.teacher.layer_outputs(images), self.top_k, "layer")  # (B, N, D)
+        x = self.encoder.embed(images, masked=masked, mask_token=self.mask_token)
+        z = self.encoder.patch_tokens(self.encoder.encode(x))  # (B, N, D)
+        pred = self.head(z[masked])  # (M, D) over the batch's masked patches
+        return {"loss": F.smooth_l1_loss(pred.float(), y[masked], beta=self.cfg.loss_beta)}
+
+    def after_step(self, progress: float) -> float:
+        momentum = ema_momentum(progress, *self.cfg.ema)
+        self.teacher.update(self.encoder, momentum)
+        return momentum
+
+    def eval_encoder(self) -> VisionTransformer:
+        return self.encoder

@@ -1,0 +1,273 @@
+"""MAE, data2vec 2.0 and data2vec v1: masks, targets and losses against step-by-step references,
+and every baseline through the one training loop."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from baselines.config import Data2VecConfig, Data2VecV1Config, MAEConfig
+from baselines.data2vec import Data2Vec, Data2VecV1
+from baselines.mae import MAE, patchify
+from baselines.masking import BlockMask, InverseBlockKeep, RandomKeep
+from bench import engine
+from bench.backbones import BACKBONES
+from bench.config import build_config, to_dict
+from bench.ema import EMATeacher, contextual_targets
+from bench.engine import train
+
+from .conftest import TINY_METHODS
+
+BASELINES = ("mae", "data2vec", "data2vec_v1")
+
+
+def nano(img_size=16, cls_token=True):
+    torch.manual_seed(0)
+    return BACKBONES.get("vit_nano_patch4")(img_size=img_size, in_chans=1, cls_token=cls_token)
+
+
+def neighbours(kept: torch.Tensor) -> float:
+    """Mean number of kept 4-neighbours of a kept patch; kept (S, H, W) bool."""
+    k = kept.float()
+    pad = F.pad(k, (1, 1, 1, 1))
+    around = pad[:, :-2, 1:-1] + pad[:, 2:, 1:-1] + pad[:, 1:-1, :-2] + pad[:, 1:-1, 2:]
+    return float((around * k).sum() / k.sum())
+
+
+# --- masks ----------------------------------------------------------------------------------
+
+
+def test_mae_keeps_a_uniform_quarter_per_sample():
+    masks = RandomKeep((14, 14), 0.75, seed=0)
+    keep = masks(256, step=3)["keep"]
+    assert keep.shape == (256, 49)  # int(196 * 0.25)
+    assert (keep.diff(dim=1) > 0).all()  # sorted, no repeats
+    torch.testing.assert_close(keep, masks(256, step=3)["keep"])  # replayed from (seed, step)
+    assert not torch.equal(keep, masks(256, step=4)["keep"])
+    freq = torch.zeros(196).index_add_(0, keep.flatten(), torch.ones(keep.numel())) / 256
+    assert freq.mean() == pytest.approx(0.25) and 0.15 < freq.min() and freq.max() < 0.35
+
+
+def test_data2vec_inverse_block_masks():
+    masks = InverseBlockKeep((14, 14), 0.8, block=3, clones=4, seed=0)
+    keep = masks(32, step=0)["keep"]
+    assert keep.shape == (128, 196 - int(196 * 0.8))  # 40 kept, 156 masked: 79.6 %
+    assert (keep.diff(dim=1) > 0).all()
+    clones = keep.view(32, 4, -1)
+    assert not torch.equal(clones[:, 0], clones[:, 1])  # every clone has its own mask
+    kept = torch.zeros(128, 196, dtype=torch.bool).scatter_(1, keep, True).view(128, 14, 14)
+    uniform = torch.zeros(128, 196, dtype=torch.bool)
+    uniform.scatter_(1, RandomKeep((14, 14), 0.8)(128, 0)["keep"], True)
+    # kept patches come in 3x3 blocks: ~2.7 kept neighbours each, vs ~0.8 for uniform masking
+    assert neighbours(kept) > 2.2 and neighbours(uniform.view(128, 14, 14)) < 1.2
+
+
+def test_beit_block_masks_for_data2vec_v1():
+    masks = BlockMask((14, 14), 0.6, min_block=16, seed=0)
+    masked = masks(64, step=0)["masked"]
+    counts = masked.sum(1).float()
+    assert masks.target == 118 and counts.max() <= 118 and counts.mean() > 0.9 * 118
+    torch.testing.assert_close(masked, masks(64, step=0)["masked"])
+    assert neighbours(masked.view(64, 14, 14)) > 3.0  # blocks, not scattered patches
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: RandomKeep((2, 2), 0.9), "keeps no patch"),
+        (lambda: InverseBlockKeep((4, 4), 1.5, 3, 2), "must be in"),
+        (lambda: BlockMask((4, 4), 0.5, min_block=16), "min_block=16"),
+    ],
+)
+def test_impossible_masks_raise(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# --- MAE ------------------------------------------------------------------------------------
+
+
+def test_patchify_matches_the_patch_embedding_order():
+    images = torch.randn(2, 3, 16, 16)
+    patches = patchify(images, 4)  # (B, 16, 48)
+    for i in range(4):
+        for j in range(4):
+            block = images[:, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].permute(0, 2, 3, 1).flatten(1)
+            torch.testing.assert_close(patches[:, 4 * i + j], block)
+
+
+def small_mae(norm_pix=True):
+    cfg = MAEConfig(decoder_depth=1, decoder_width=48, decoder_heads=3, norm_pix_loss=norm_pix)
+    return MAE(nano(), cfg, in_chans=1).eval()
+
+
+def test_mae_decoder_unshuffles_into_mask_tokens():
+    model = small_mae()
+    keep = model.masks(3, 0)["keep"]
+    z = torch.randn(3, 1 + keep.shape[1], 96)
+    x = model.decoder_embed(z)
+    full = model.mask_token.expand(3, 16, -1).clone()
+    for b in range(3):
+        full[b, keep[b]] = x[b, 1:]
+    h = torch.cat([x[:, :1], full + model.decoder_pos], 1)
+    for block in model.decoder_blocks:
+        h = block(h)
+    torch.testing.assert_close(model.decode(z, keep), model.decoder_pred(model.decoder_norm(h))[:, 1:])
+
+
+@pytest.mark.parametrize("norm_pix", [True, False])
+def test_mae_loss_is_mse_on_removed_patches_only(norm_pix):
+    model = small_mae(norm_pix)
+    images = torch.randn(3, 1, 16, 16)
+    batch = {"images": images} | model.masks(3, 0)
+    pred = model.decode(model.encoder(images, keep=batch["keep"]), batch["keep"])
+    losses = []
+    for b in range(3):
+        for n in range(16):
+            if n in batch["keep"][b]:
+                continue
+            t = patchify(images, 4)[b, n]
+            if norm_pix:
+                t = (t - t.mean()) / torch.sqrt(t.var() + 1e-6)
+            losses.append(((pred[b, n] - t) ** 2).mean())
+    assert len(losses) == 3 * 12
+    torch.testing.assert_close(model(batch)["loss"], torch.stack(losses).mean())
+
+
+# --- data2vec -------------------------------------------------------------------------------
+
+
+def test_layer_outputs_are_ffn_outputs_before_the_residual():
+    teacher = EMATeacher(nano())
+    images = torch.randn(2, 1, 16, 16)
+    net = teacher.net
+    x = torch.cat([net.cls_token.expand(2, -1, -1), net.embed(images)], 1)
+    expected = []
+    for block in net.blocks:
+        x = x + block.attn(block.norm1(x))
+        ffn = block.mlp(block.norm2(x))
+        expected.append(ffn[:, 1:])  # patch tokens only
+        x = x + ffn
+    for got, want in zip(teacher.layer_outputs(images), expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("norm", ["instance", "layer"])
+def test_contextual_targets_match_a_written_out_reference(norm):
+    layers = [torch.randn(2, 16, 8) * (i + 1) + i for i in range(4)]
+
+    def standardise(h, dim):
+        return (h - h.mean(dim, keepdim=True)) / torch.sqrt(h.var(dim, unbiased=False, keepdim=True) + 1e-5)
+
+    per_layer = [standardise(h, 1 if norm == "instance" else -1) for h in layers[-3:]]
+    expected = standardise(sum(per_layer) / 3, -1)
+    torch.testing.assert_close(contextual_targets(layers, top_k=3, layer_norm=norm), expected)
+
+
+def small_data2vec():
+    cfg = Data2VecConfig(num_clones=3, decoder_dim=48, decoder_layers=2, decoder_groups=3, mask_noise_std=0.0)
+    return Data2Vec(nano(), cfg).eval()
+
+
+def test_data2vec_loss_matches_one_clone_at_a_time():
+    """Embed-once-and-clone, gathering, decoding and the two losses against a per-clone loop."""
+    model = small_data2vec()
+    images = torch.randn(2, 1, 16, 16)
+    batch = {"images": images} | model.masks(2, 0)
+    keep, r, d = batch["keep"], 3, 96
+    y = contextual_targets(model.teacher.layer_outputs(images), 4, "instance")
+    patch, cls = [], []
+    for i in range(2):
+        for c in range(r):
+            k = keep[i * r + c]
+            z = model.encoder(images[i : i + 1], keep=k[None])  # (1, 1+K, D)
+            full = torch.zeros(1, 16, d)
+            full[0, k] = z[0, 1:]
+            pred = model.decoder(full)[0]
+            masked = torch.ones(16, dtype=torch.bool)
+            masked[k] = False
+            patch.append(((pred[masked] - y[i, masked]) ** 2).sum(-1) / math.sqrt(d))
+            cls.append(((model.cls_head(z[0, 0]) - y[i].mean(0)) ** 2).sum() / math.sqrt(d))
+    out = model(batch)
+    torch.testing.assert_close(out["patch_loss"], torch.cat(patch).mean())
+    torch.testing.assert_close(out["cls_loss"], torch.stack(cls).mean())
+    torch.testing.assert_close(out["loss"], out["patch_loss"] + 0.01 * out["cls_loss"])
+
+
+def test_data2vec_teacher_follows_the_student_by_ema():
+    model = small_data2vec()
+    student, teacher = model.encoder, model.teacher.net
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in teacher.parameters()]
+    momentum = model.after_step(0.5)
+    assert momentum == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))
+    for t0, t1, s in zip(before, teacher.parameters(), student.parameters(), strict=True):
+        torch.testing.assert_close(t1, momentum * t0 + (1 - momentum) * s)
+    assert isinstance(model.teacher, EMATeacher)  # the same teacher code as I-JEPA's target encoder
+
+
+def test_data2vec_v1_masks_inside_the_encoder_and_regresses_masked_targets():
+    cfg = Data2VecV1Config(min_block=4, top_k=3)
+    model = Data2VecV1(nano(), cfg).eval()
+    images = torch.randn(2, 1, 16, 16)
+    batch = {"images": images} | model.masks(2, 0)
+    masked = batch["masked"]
+    tokens = model.encoder.embed(images, masked=masked, mask_token=model.mask_token)
+    plain = model.encoder.embed(images)
+    where = masked.nonzero()[:, 1]  # the patch index of each masked token, in tokens[masked]'s order
+    torch.testing.assert_close(tokens[masked], model.mask_token[0, 0] + model.encoder.pos_embed[0, where])
+    torch.testing.assert_close(tokens[~masked], plain[~masked])
+    y = contextual_targets(model.teacher.layer_outputs(images), 3, "layer")
+    z = model.encoder.patch_tokens(model.encoder.encode(tokens))
+    expected = F.smooth_l1_loss(model.head(z[masked]), y[masked], beta=2.0)
+    torch.testing.assert_close(model(batch)["loss"], expected)
+
+
+# --- config and the training loop -----------------------------------------------------------
+
+
+def test_each_method_brings_its_optimizer_recipe_and_overrides_win():
+    mae = build_config({"method": "mae", "backbone": "vit_nano_patch4", **TINY_METHODS["mae"]})
+    assert mae.optim.betas == (0.9, 0.95) and mae.optim.lr_batch == 256 and mae.optim.weight_decay == 0.05
+    d2v = build_config({"method": "data2vec", **TINY_METHODS["data2vec"]}, ["optim.clip_grad=1.0"])
+    assert d2v.optim.clip_grad == 1.0 and d2v.optim.betas == (0.9, 0.95)
+    assert build_config().optim.betas == (0.9, 0.999)  # I-JEPA keeps the engine's defaults
+    written = to_dict(mae)
+    assert "mae" in written and not {"ijepa", "data2vec", "data2vec_v1"} & set(written)
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkeypatch, method):
+    cfg = tiny(method, **{"budget.value": 6, "checkpoint_every_s": 0, "log_every": 1})
+    straight = train(cfg, tmp_path / "straight")
+    assert straight["status"] == "done" and straight["compute"]["flops"] > 0
+
+    real_save = engine.save_atomic
+    saves = {"n": 0}
+
+    def save_then_die(obj, path):
+        saves["n"] += 1
+        if saves["n"] == 3:
+            raise KeyboardInterrupt("preempted")
+        real_save(obj, path)
+
+    monkeypatch.setattr(engine, "save_atomic", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(engine, "save_atomic", real_save)
+    train(cfg, tmp_path / "resumed")
+
+    def records(d):
+        return [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+
+    a, b = records(tmp_path / "straight"), records(tmp_path / "resumed")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 7))
+    for x, y in zip(a, b, strict=True):
+        assert x["lr"] == y["lr"] and x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+    if method == "mae":  # lr 1.5e-4 per 256 images, batch 16
+        assert max(r["lr"] for r in a) <= 1.5e-4 * 16 / 256 + 1e-12
+        assert all(r["ema"] is None for r in a)
