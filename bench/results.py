@@ -1,19 +1,20 @@
 """Results are data: pure functions over run folders → tables.
 
 `status_table` says where each run of a sweep stands; `collate` makes the leaderboard, a
-row per run (method, backbone, mask settings, budget, compute used, k-NN top-1 per k,
-seed) plus the raw-pixel reference row.
+row per run (method, backbone, the config keys that differ between the sweep's runs,
+budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row.
 """
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from bench.config import RunConfig, read_config
+from bench.config import read_config, to_dict
 from bench.engine import CONFIG, METRICS, SUMMARY, parse_record, read_json
 from bench.evals.run import EVAL
 
-MASK_COLUMNS = ("mode", "strategy", "num_targets", "target_scale", "context_scale")
+FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value")
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -51,18 +52,37 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_row(run_dir: Path) -> dict:
-    cfg: RunConfig = read_config(run_dir / CONFIG)
+def flat_config(run_dir: Path) -> dict:
+    """The run's resolved config as {dotted key: value} (lists for tuples)."""
+    flat: dict = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = value
+
+    walk(to_dict(read_config(run_dir / CONFIG)), "")
+    return flat
+
+
+def varying_keys(configs: list[dict]) -> list[str]:
+    """Config keys that take more than one value among the runs that have them: what a sweep varied
+    (and, across methods, where their recipes differ)."""
+    keys = dict.fromkeys(k for c in configs for k in c if k not in FIXED_COLUMNS)
+    return [k for k in keys if len({json.dumps(c[k]) for c in configs if k in c}) > 1]
+
+
+def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
     summary = read_json(run_dir / SUMMARY) or {}
     evaluation = read_json(run_dir / EVAL) or {}
     compute = summary.get("compute", {})
-    row = {"run": run_dir.name, "method": cfg.method, "backbone": cfg.backbone}
-    if cfg.method == "ijepa":
-        mask = cfg.ijepa.mask
-        row |= {c: (list(v) if isinstance(v := getattr(mask, c), tuple) else v) for c in MASK_COLUMNS}
+    row = {"run": run_dir.name, "method": config["method"], "backbone": config["backbone"]}
+    row |= {k: config.get(k) for k in keys}
     row |= {
-        "budget_kind": cfg.budget.kind,
-        "budget": cfg.budget.value,
+        "budget_kind": config["budget.kind"],
+        "budget": config["budget.value"],
         "steps": compute.get("steps"),
         "device_hours": compute.get("device_hours"),
         "flops": compute.get("flops"),
@@ -70,7 +90,7 @@ def run_row(run_dir: Path) -> dict:
         "budget_used": compute.get("budget_used"),
     }
     row |= knn_columns(evaluation)
-    row |= {"seed": cfg.seed, "status": summary.get("status", "pending")}
+    row |= {"seed": config["seed"], "status": summary.get("status", "pending")}
     return row
 
 
@@ -87,7 +107,10 @@ def knn_columns(record: dict) -> dict:
 
 def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.DataFrame:
     """Leaderboard of a sweep folder, best k-NN@20 first, reference rows last."""
-    rows = [run_row(d) for d in run_dirs(sweep_dir)]
+    dirs = run_dirs(sweep_dir)
+    configs = [flat_config(d) for d in dirs]
+    keys = varying_keys(configs)
+    rows = [run_row(d, c, keys) for d, c in zip(dirs, configs, strict=True)]
     table = pd.DataFrame(rows)
     if "knn@20" in table:
         table = table.sort_values("knn@20", ascending=False, na_position="last")

@@ -77,11 +77,23 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
     assert table.exit_code == 0, table.output
     rows = list(csv.DictReader(out.open()))
     assert [r["method"] for r in rows] == ["ijepa", "ijepa", "pixels"]
-    assert {r["mode"] for r in rows[:2]} == {"official", "unbiased"}
+    assert {r["ijepa.mask.mode"] for r in rows[:2]} == {"official", "unbiased"}  # the axis the sweep varied
+    assert "ijepa.mask.strategy" not in rows[0]  # keys every run shares are left out
     assert all(r["budget_kind"] == "steps" and float(r["steps"]) == 3 for r in rows[:2])
     assert all(float(r["flops"]) > 0 and float(r["device_hours"]) > 0 for r in rows[:2])
     assert float(rows[2]["knn@5"]) > 90  # synthetic classes are separable in pixel space
     assert (tmp_path / "runs" / "t" / "leaderboard.csv").is_file()
+
+
+def test_leaderboard_columns_are_the_keys_that_differ():
+    from bench.results import varying_keys
+
+    configs = [
+        {"method": "ijepa", "seed": 0, "optim.lr": 1e-3, "ijepa.mask.mode": "official", "ijepa.loss": "l2"},
+        {"method": "ijepa", "seed": 1, "optim.lr": 1e-3, "ijepa.mask.mode": "unbiased", "ijepa.loss": "l2"},
+        {"method": "mae", "seed": 0, "optim.lr": 1.5e-4, "mae.mask_ratio": 0.75},
+    ]
+    assert varying_keys(configs) == ["optim.lr", "ijepa.mask.mode"]
 
 
 @pytest.mark.slow
