@@ -31,7 +31,9 @@ class Data2VecConfig:
     num_clones: int = 16  # R; the teacher runs once per image, its targets are repeated R times
     mask_ratio: float = 0.8  # ViT-B; 0.75 for L/H
     block_size: int = 3  # the kept blocks are block_size x block_size
-    top_k: int | None = None  # None: every block (the paper's ViT-B averages its 10 main blocks)
+    # None: every block. The paper's ViT-B averages its 10 main blocks, after 2 that act as a
+    # modality pre-net; these backbones have no pre-net, so every block is a main block.
+    top_k: int | None = None
     decoder_dim: int = 768
     decoder_layers: int = 6
     decoder_kernel: int = 3
@@ -48,7 +50,7 @@ class Data2VecV1Config:
     """data2vec v1 (Baevski et al. 2022a, BEiT-based): learned mask tokens inside the encoder,
     BEiT block-wise masking, top-6 layer-normed teacher layers, smooth-L1 with beta 2."""
 
-    mask_ratio: float = 0.6  # 120 of 196 patches at ViT-B/16 224 px
+    mask_ratio: float = 0.6  # round(N ratio) patches: 118 of 196 (BEiT's 120 is a ratio of 0.612)
     min_block: int = 16  # BEiT's smallest masked block, in patches
     top_k: int = 6
     loss_beta: float = 2.0
@@ -57,8 +59,9 @@ class Data2VecV1Config:
     hflip: bool = True
 
 
-# Optimizer settings per method (keys of bench.config.OptimConfig). The reference gives no
-# warm-up length for data2vec 2.0, so it keeps the engine's default fraction.
+# Optimizer settings per method (keys of bench.config.OptimConfig). Learning rates are used as
+# the papers give them, unscaled, like I-JEPA's; only MAE's recipe states a batch-scaling rule.
+# The reference gives no warm-up length for data2vec 2.0, so it keeps the engine's default.
 RECIPES: dict[str, dict] = {
     "ijepa": {},
     "mae": {

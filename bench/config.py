@@ -29,6 +29,10 @@ from ijepa.config import IJEPAConfig, MaskConfig
 
 BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
 
+# A field added after run ids were published is written (and hashed) only when it differs from
+# its default, so the runs that existed before it keep their ids and resume.
+ADDED_LATER = {"written": "when_set"}
+
 
 @dataclass
 class DataConfig:
@@ -63,7 +67,8 @@ class OptimConfig:
     final_weight_decay: float = 0.4
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
-    lr_batch: int = 0  # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch (MAE: 256)
+    # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch (MAE: 256)
+    lr_batch: int = field(default=0, metadata=ADDED_LATER)
 
 
 @dataclass
@@ -296,9 +301,21 @@ def load_yaml(path: str | Path) -> dict:
 
 def to_dict(cfg: RunConfig) -> dict:
     """Plain nested dict (tuples as lists) that YAML/JSON can write and from_dict can read;
-    of the method sections, only the run's own."""
-    out = json.loads(json.dumps(asdict(cfg)))
+    of the method sections, only the run's own; fields ADDED_LATER only when set."""
+    out = _plain(cfg)
     return {k: v for k, v in out.items() if k not in METHOD_SECTIONS or k == cfg.method}
+
+
+def _plain(node: Any) -> Any:
+    if not is_dataclass(node):
+        return json.loads(json.dumps(node))
+    out = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if f.metadata.get("written") == "when_set" and value == f.default:
+            continue
+        out[f.name] = _plain(value)
+    return out
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -3,7 +3,7 @@ I-JEPA's target encoder (last layer, layer-normed) and data2vec's teacher (top-K
 each normalised, averaged, layer-normed; Baevski et al. 2022, shared/reference/baselines.md).
 
     teacher = EMATeacher(student)
-    y = contextual_targets(teacher.layer_outputs(images), top_k=6, layer_norm="layer")
+    y = contextual_targets(teacher.layer_outputs(images, at="block"), top_k=6, layer_norm="layer")
     teacher.update(student, momentum=ema_momentum(progress, 0.996, 1.0))  # after every optimizer step
 """
 
@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 TARGET_NORMS = ("instance", "layer")
+LAYER_POINTS = ("block", "ffn")
 
 
 def ema_momentum(progress: float, start: float, end: float) -> float:
-    """Linear ramp from `start` to `end` over the budget (I-JEPA, data2vec: 0.996 → 1.0)."""
+    """Linear ramp from `start` to `end` over the whole budget (I-JEPA: 0.996 → 1.0; data2vec 2.0:
+    0.9998 → 0.99999, which the paper ramps over its first 100k updates and then holds)."""
     return start + min(max(progress, 0.0), 1.0) * (end - start)
 
 
@@ -40,11 +42,15 @@ class EMATeacher(nn.Module):
         return self.net(*args, **kwargs)
 
     @torch.no_grad()
-    def layer_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Each block's FFN output before its residual (data2vec's target features), patch tokens
-        only: a list of (B, N, D), first block first. The teacher sees the whole image."""
+    def layer_outputs(self, images: torch.Tensor, at: str) -> list[torch.Tensor]:
+        """Every block's features on the whole image, patch tokens only: a list of (B, N, D), first
+        block first. `at="block"`: the block's output (data2vec v1); `at="ffn"`: its FFN output
+        before the last residual (data2vec 2.0)."""
+        if at not in LAYER_POINTS:
+            raise ValueError(f"layer point {at!r} is not one of {', '.join(LAYER_POINTS)}")
         outputs: list[torch.Tensor] = []
-        hooks = [b.mlp.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for b in self.net.blocks]
+        modules = [b.mlp if at == "ffn" else b for b in self.net.blocks]
+        hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for m in modules]
         try:
             self.net(images)
         finally:

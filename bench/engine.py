@@ -248,6 +248,8 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         spent = Spent(**ckpt["spent"])
         torch.set_rng_state(ckpt["rng"])  # augmentation draws continue where they stopped
+        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:  # so do draws on the GPU (data2vec's noise)
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         log.info("resuming %s at step %d", run_dir, spent.steps)
 
     trim_metrics(run_dir / METRICS, spent.steps)
@@ -389,6 +391,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
                     "optimizer": optimizer.state_dict(),
                     "spent": vars(s).copy(),
                     "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 },
                 run_dir / CHECKPOINT,
             )

@@ -12,7 +12,7 @@ from baselines.config import Data2VecConfig, Data2VecV1Config, MAEConfig
 from baselines.data2vec import Data2Vec, Data2VecV1
 from baselines.mae import MAE, patchify
 from baselines.masking import BlockMask, InverseBlockKeep, RandomKeep
-from bench import engine
+from bench import engine, schedules
 from bench.backbones import BACKBONES
 from bench.config import build_config, to_dict
 from bench.ema import EMATeacher, contextual_targets
@@ -139,7 +139,8 @@ def test_mae_loss_is_mse_on_removed_patches_only(norm_pix):
 # --- data2vec -------------------------------------------------------------------------------
 
 
-def test_layer_outputs_are_ffn_outputs_before_the_residual():
+@pytest.mark.parametrize("at", ["ffn", "block"])
+def test_layer_outputs_are_block_or_ffn_outputs(at):
     teacher = EMATeacher(nano())
     images = torch.randn(2, 1, 16, 16)
     net = teacher.net
@@ -147,10 +148,10 @@ def test_layer_outputs_are_ffn_outputs_before_the_residual():
     expected = []
     for block in net.blocks:
         x = x + block.attn(block.norm1(x))
-        ffn = block.mlp(block.norm2(x))
-        expected.append(ffn[:, 1:])  # patch tokens only
-        x = x + ffn
-    for got, want in zip(teacher.layer_outputs(images), expected, strict=True):
+        ffn = block.mlp(block.norm2(x))  # data2vec 2.0: the FFN output before the last residual
+        x = x + ffn  # data2vec v1: the block's output
+        expected.append((ffn if at == "ffn" else x)[:, 1:])  # patch tokens only
+    for got, want in zip(teacher.layer_outputs(images, at=at), expected, strict=True):
         torch.testing.assert_close(got, want)
 
 
@@ -166,8 +167,8 @@ def test_contextual_targets_match_a_written_out_reference(norm):
     torch.testing.assert_close(contextual_targets(layers, top_k=3, layer_norm=norm), expected)
 
 
-def small_data2vec():
-    cfg = Data2VecConfig(num_clones=3, decoder_dim=48, decoder_layers=2, decoder_groups=3, mask_noise_std=0.0)
+def small_data2vec(noise=0.0):
+    cfg = Data2VecConfig(num_clones=3, decoder_dim=48, decoder_layers=2, decoder_groups=3, mask_noise_std=noise)
     return Data2Vec(nano(), cfg).eval()
 
 
@@ -177,7 +178,7 @@ def test_data2vec_loss_matches_one_clone_at_a_time():
     images = torch.randn(2, 1, 16, 16)
     batch = {"images": images} | model.masks(2, 0)
     keep, r, d = batch["keep"], 3, 96
-    y = contextual_targets(model.teacher.layer_outputs(images), 4, "instance")
+    y = contextual_targets(model.teacher.layer_outputs(images, at="ffn"), 4, "instance")
     patch, cls = [], []
     for i in range(2):
         for c in range(r):
@@ -189,11 +190,26 @@ def test_data2vec_loss_matches_one_clone_at_a_time():
             masked = torch.ones(16, dtype=torch.bool)
             masked[k] = False
             patch.append(((pred[masked] - y[i, masked]) ** 2).sum(-1) / math.sqrt(d))
-            cls.append(((model.cls_head(z[0, 0]) - y[i].mean(0)) ** 2).sum() / math.sqrt(d))
+            cls.append(((z[0, 0] - y[i].mean(0)) ** 2).sum() / math.sqrt(d))
     out = model(batch)
     torch.testing.assert_close(out["patch_loss"], torch.cat(patch).mean())
     torch.testing.assert_close(out["cls_loss"], torch.stack(cls).mean())
     torch.testing.assert_close(out["loss"], out["patch_loss"] + 0.01 * out["cls_loss"])
+
+
+def test_data2vec_masked_slots_enter_the_decoder_as_small_noise():
+    model = small_data2vec(noise=0.01)
+    batch = {"images": torch.randn(4, 1, 16, 16)} | model.masks(4, 0)
+    seen = {}
+    model.decoder.register_forward_pre_hook(lambda _m, args: seen.update(x=args[0].detach()))
+    model(batch)
+    keep = batch["keep"]
+    masked = torch.ones(keep.shape[0], 16, dtype=torch.bool).scatter_(1, keep, False)
+    tokens = model.encoder.embed(batch["images"]).repeat_interleave(3, 0)
+    z = model.encoder.encode(torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, 96)))
+    torch.testing.assert_close(seen["x"][~masked].view(12, -1, 96), z[:, 1:])  # kept slots: the student
+    noise = seen["x"][masked]  # (4*3*12, 96)
+    assert 0.009 < float(noise.std()) < 0.011 and abs(float(noise.mean())) < 1e-3
 
 
 def test_data2vec_teacher_follows_the_student_by_ema():
@@ -221,7 +237,7 @@ def test_data2vec_v1_masks_inside_the_encoder_and_regresses_masked_targets():
     where = masked.nonzero()[:, 1]  # the patch index of each masked token, in tokens[masked]'s order
     torch.testing.assert_close(tokens[masked], model.mask_token[0, 0] + model.encoder.pos_embed[0, where])
     torch.testing.assert_close(tokens[~masked], plain[~masked])
-    y = contextual_targets(model.teacher.layer_outputs(images), 3, "layer")
+    y = contextual_targets(model.teacher.layer_outputs(images, at="block"), 3, "layer")
     z = model.encoder.patch_tokens(model.encoder.encode(tokens))
     expected = F.smooth_l1_loss(model.head(z[masked]), y[masked], beta=2.0)
     torch.testing.assert_close(model(batch)["loss"], expected)
@@ -268,6 +284,7 @@ def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkey
     assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 7))
     for x, y in zip(a, b, strict=True):
         assert x["lr"] == y["lr"] and x["loss"] == pytest.approx(y["loss"], rel=1e-5)
-    if method == "mae":  # lr 1.5e-4 per 256 images, batch 16
-        assert max(r["lr"] for r in a) <= 1.5e-4 * 16 / 256 + 1e-12
-        assert all(r["ema"] is None for r in a)
+    if method == "mae":  # lr 1.5e-4 per 256 images, batch 16; step s ran at progress (s - 1) / 6
+        for r in a:
+            assert r["lr"] == pytest.approx(schedules.learning_rate((r["step"] - 1) / 6, cfg.optim) * 16 / 256)
+        assert max(r["lr"] for r in a) > 0 and all(r["ema"] is None for r in a)

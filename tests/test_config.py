@@ -1,7 +1,13 @@
+import csv
+from pathlib import Path
+
 import pytest
 
 from bench.config import RunConfig, build_config, check_key, config_hash, parse_overrides, read_config, write_config
 from bench.errors import BenchError
+from bench.sweep import load_sweep
+
+from .conftest import needs_fashion_mnist
 
 
 def test_defaults_and_overrides():
@@ -61,3 +67,12 @@ def test_roundtrip_and_hash(tmp_path):
     assert again == cfg
     assert config_hash(again) == config_hash(cfg)
     assert config_hash(RunConfig()) != config_hash(cfg)
+
+
+@needs_fashion_mnist
+def test_published_run_ids_stay_stable():
+    """`bench sweep sweeps/masks.yaml` must find the runs behind results/masks.csv: a new config
+    field that changed every run id would orphan them (new fields use ADDED_LATER)."""
+    root = Path(__file__).resolve().parents[1]
+    published = {r["run"] for r in csv.DictReader((root / "results/masks.csv").open()) if r["status"] != "reference"}
+    assert {run.run_id for run in load_sweep(root / "sweeps/masks.yaml").runs} == published

@@ -76,6 +76,19 @@ def test_flop_counter_counts_attention_on_cpu():
     assert counter.get_total_flops() == expected
 
 
+@pytest.mark.parametrize("groups", [1, 16])
+def test_conv_backward_counts_twice_the_forward_grouped_or_not(groups):
+    """torch's formula charges a grouped conv's weight gradient `groups` times too much."""
+    from bench.flops import flop_counter_mode
+
+    conv = torch.nn.Conv2d(96, 96, 3, padding=1, groups=groups)
+    x = torch.randn(8, 96, 7, 7, requires_grad=True)
+    forward = 2 * 8 * 49 * 96 * (96 // groups) * 9  # multiply-adds x 2
+    with flop_counter_mode() as counter:
+        conv(x).sum().backward()
+    assert counter.get_total_flops() == 3 * forward
+
+
 def test_step_flops_cover_target_context_and_predictor(tmp_path, tiny):
     summary = train(tiny(**{"budget.value": 1}), tmp_path)
     b, n, d, depth = 16, 16, 96, 4
