@@ -125,7 +125,7 @@ class Data2Vec(nn.Module):
         return momentum
 
     def eval_encoder(self) -> VisionTransformer:
-        return self.encoder  # data2vec's released encoders are the student's
+        return self.teacher.net  # the EMA teacher, as for I-JEPA (issue 4's protocol)
 
 
 class Data2VecV1(nn.Module):
@@ -162,4 +162,4 @@ class Data2VecV1(nn.Module):
         return momentum
 
     def eval_encoder(self) -> VisionTransformer:
-        return self.encoder
+        return self.teacher.net

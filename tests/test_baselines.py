@@ -288,3 +288,12 @@ def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkey
         for r in a:
             assert r["lr"] == pytest.approx(schedules.learning_rate((r["step"] - 1) / 6, cfg.optim) * 16 / 256)
         assert max(r["lr"] for r in a) > 0 and all(r["ema"] is None for r in a)
+
+
+def test_evaluated_encoder_is_the_teacher_for_data2vec_and_the_encoder_for_mae():
+    mae = small_mae()
+    assert mae.eval_encoder() is mae.encoder
+    d2v = small_data2vec()
+    assert d2v.eval_encoder() is d2v.teacher.net
+    v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
+    assert v1.eval_encoder() is v1.teacher.net
