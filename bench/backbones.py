@@ -107,11 +107,23 @@ class VisionTransformer(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Embedded tokens (B, K, D) → (B, [1+]K, D): [cls] prepended, blocks, final norm."""
+        return self.encode_layers(x, 1)[0]
+
+    def encode_layers(self, x: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """Embedded tokens (B, K, D) → the last n blocks' outputs, each through the final norm
+        (dinov2's intermediate layers): n tensors (B, [1+]K, D), the last one equal to encode(x)."""
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        for block in self.blocks:
+        outs = []
+        for i, block in enumerate(self.blocks):
             x = block(x)
-        return self.norm(x)
+            if i >= len(self.blocks) - n:
+                outs.append(self.norm(x))
+        return outs
+
+    def last_layers(self, x: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """Images (B, C, H, W) → the last n blocks' normed outputs (see encode_layers)."""
+        return self.encode_layers(self.embed(x), n)
 
     def patch_tokens(self, out: torch.Tensor) -> torch.Tensor:
         """Drop the [cls] token from an output, if this backbone has one."""

@@ -119,11 +119,11 @@ def collate(
     target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
     root: RootOption = Path("runs"),
     out: Annotated[Path | None, typer.Option(help="Also write the CSV here (must be inside results/).")] = None,
-    references: Annotated[bool, typer.Option(help="Add the raw-pixel reference row.")] = True,
+    references: Annotated[bool, typer.Option(help="Add the raw-pixel and random-encoder reference rows.")] = True,
 ) -> None:
     """Write the sweep's CSV leaderboard (SWEEP_DIR/leaderboard.csv) and print it."""
     from bench.config import read_config
-    from bench.evals.run import pixel_reference
+    from bench.evals.run import reference
     from bench.results import collate as make_table
     from bench.results import run_dirs, write_csv
 
@@ -138,7 +138,7 @@ def collate(
     refs = {}
     if references:
         cfg = read_config(dirs[0] / "config.yaml")
-        refs["pixels"] = pixel_reference(cfg, root / "references")
+        refs = {name: reference(name, cfg, root / "references") for name in ("pixels", "random")}
     table = make_table(folder, refs)
     write_csv(table, folder / "leaderboard.csv")
     if out is not None:

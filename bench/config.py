@@ -71,13 +71,44 @@ class OptimConfig:
     lr_batch: int = field(default=0, metadata=ADDED_LATER)
 
 
+def later(default: Any) -> Any:
+    """A field added after run ids were published (see ADDED_LATER)."""
+    return field(default=default, metadata=ADDED_LATER)
+
+
+VIEWS = ("last_avg", "last_cls", "last4_avg", "last4_cls")
+
+
 @dataclass
 class EvalConfig:
-    """DINO's weighted k-NN on frozen features (see shared/reference/evals.md)."""
+    """Frozen-feature evaluation (shared/reference/evals.md). Features are extracted once per
+    checkpoint and split — the last `n_layers` blocks, average-pooled and [cls] — and cached;
+    a *view* picks from them: `last_avg`, `last_cls`, `last4_avg`, `last4_cls` (4 = concat).
+
+    - k-NN: DINO's weighted k-NN at every k of `knn_k`, on `knn_view`; few-shot k-NN with
+      n labelled images per class for each n of `fewshot_n`, over `draws` draws.
+    - Linear probe: one head per (view, lr, weight decay) trained at once on the cached
+      features (SGD, cosine), the best on a `val_fraction` held out of train reported on test.
+    - Low-shot: the same probe on a stratified `lowshot` fraction of the train labels, over
+      `draws` draws (mean ± std), or SimCLR's list `lowshot_file` (ImageNet's 1percent.txt).
+    """
 
     knn_k: tuple[int, ...] = (10, 20, 100, 200)
     temperature: float = 0.07
     batch_size: int = 512
+    n_layers: int = later(4)
+    knn_view: str = later("last_avg")
+    fewshot_n: tuple[int, ...] = later((1, 5, 10))
+    linear_views: tuple[str, ...] = later(VIEWS)
+    linear_lrs: tuple[float, ...] = later((0.01, 0.03, 0.1, 0.3, 1.0))
+    linear_wds: tuple[float, ...] = later((0.0, 1e-4))
+    linear_epochs: int = later(10)
+    linear_min_steps: int = later(500)  # low-shot subsets get at least this many steps
+    linear_bn: bool = later(True)  # BatchNorm without affine before the head (MAE's convention)
+    val_fraction: float = later(0.1)
+    lowshot: tuple[float, ...] = later((0.01,))
+    lowshot_file: str | None = later(None)
+    draws: int = later(3)
 
 
 @dataclass
@@ -271,8 +302,29 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise BenchError(f"eval.knn_k must list k values >= 1, got {list(cfg.eval.knn_k)}")
     if not cfg.eval.temperature > 0:
         raise BenchError(f"eval.temperature must be > 0, got {cfg.eval.temperature}")
+    check_eval(cfg.eval)
     check_method(cfg)
     return cfg
+
+
+def check_eval(ev: EvalConfig) -> None:
+    for view in (ev.knn_view, *ev.linear_views):
+        if view not in VIEWS:
+            raise BenchError(f"eval view {view!r} is not one of {', '.join(VIEWS)}")
+        if view.startswith("last4") and ev.n_layers < 4:
+            raise BenchError(f"eval view {view!r} needs eval.n_layers >= 4, got {ev.n_layers}")
+    if ev.n_layers < 1:
+        raise BenchError(f"eval.n_layers must be >= 1, got {ev.n_layers}")
+    if not ev.linear_views or not ev.linear_lrs or not ev.linear_wds:
+        raise BenchError("eval.linear_views, eval.linear_lrs and eval.linear_wds must each list at least one value")
+    if min(ev.linear_lrs) <= 0 or min(ev.linear_wds) < 0 or ev.linear_epochs < 1:
+        raise BenchError("eval.linear_lrs must be > 0, eval.linear_wds >= 0 and eval.linear_epochs >= 1")
+    if not 0 < ev.val_fraction < 1:
+        raise BenchError(f"eval.val_fraction must be in (0, 1), got {ev.val_fraction}")
+    if any(not 0 < f <= 1 for f in ev.lowshot) or ev.draws < 1 or any(n < 1 for n in ev.fewshot_n):
+        raise BenchError("eval.lowshot fractions must be in (0, 1], eval.draws >= 1 and eval.fewshot_n >= 1")
+    if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():
+        raise BenchError(f"eval.lowshot_file {ev.lowshot_file} does not exist (expects e.g. SimCLR's 1percent.txt)")
 
 
 def build_config(data: dict | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -89,20 +89,31 @@ def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
         "epochs": compute.get("epochs"),
         "budget_used": compute.get("budget_used"),
     }
-    row |= knn_columns(evaluation)
+    row |= eval_columns(evaluation)
     row |= {"seed": config["seed"], "status": summary.get("status", "pending")}
     return row
 
 
 def reference_row(name: str, record: dict) -> dict:
-    return {"run": name, "method": name} | knn_columns(record) | {"status": "reference"}
+    return {"run": name, "method": name} | eval_columns(record) | {"status": "reference"}
 
 
-def knn_columns(record: dict) -> dict:
-    """k-NN top-1 per k, and the temperature they used (always say which k and T a number used)."""
+def eval_columns(record: dict) -> dict:
+    """k-NN top-1 per k and its T (always say which k and T a number used), few-shot k-NN, the
+    linear probe's test top-1, and each low-shot probe's mean and std over its draws."""
     knn = record.get("knn", {})
     columns = {f"knn@{k}": v for k, v in knn.get("top1", {}).items()}
-    return columns | ({"knn_T": knn["temperature"]} if "temperature" in knn else {})
+    if "temperature" in knn:
+        columns["knn_T"] = knn["temperature"]
+    for n, r in record.get("knn_fewshot", {}).items():
+        columns[f"knn_{n}shot"] = r["mean"]
+    if "linear" in record:
+        columns["linear"] = record["linear"]["top1"]
+        columns["linear_view"] = record["linear"]["best"]["view"]
+    for label, r in record.get("lowshot", {}).items():
+        columns[f"linear_{label}"] = r["mean"]
+        columns[f"linear_{label}_std"] = r["std"]
+    return columns
 
 
 def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.DataFrame:

@@ -8,6 +8,19 @@ from bench.config import build_config
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
+# The evaluation protocol cut down to seconds: few probe steps, a small lr grid, 2 draws.
+TINY_EVAL = {
+    "knn_k": [1, 5],
+    "batch_size": 64,
+    "fewshot_n": [2],
+    "linear_lrs": [0.1, 1.0],
+    "linear_wds": [0.0],
+    "linear_epochs": 2,
+    "linear_min_steps": 30,
+    "lowshot": [0.25],
+    "draws": 2,
+}
+
 # Per-method sizes for a unit test on the nano ViT (4 blocks of width 96, 4x4 patch grid).
 TINY_METHODS = {
     "ijepa": {},
@@ -34,7 +47,7 @@ def tiny_config(method: str = "ijepa", **overrides):
             "mask": {"num_targets": 2, "min_keep": 0, "target_scale": [0.15, 0.2]},
         },
         "budget": {"kind": "steps", "value": 4},
-        "eval": {"knn_k": [1, 5], "batch_size": 64},
+        "eval": TINY_EVAL,
     }
     return build_config(base, [f"{k}={v}" for k, v in overrides.items()])
 

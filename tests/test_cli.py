@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.sweep import load_sweep
 
+from .conftest import TINY_EVAL
+
 runner = CliRunner()
 
 TINY_BASE = {
@@ -18,7 +20,7 @@ TINY_BASE = {
     "optim.batch_size": 16,
     "log_every": 2,
     "ijepa": {"predictor_depth": 1, "predictor_width": 48, "mask": {"num_targets": 2, "min_keep": 0}},
-    "eval.knn_k": [1, 5],
+    "eval": TINY_EVAL,
 }
 
 
@@ -76,12 +78,15 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
     table = invoke("collate", path, "--root", tmp_path / "runs", "--out", out)
     assert table.exit_code == 0, table.output
     rows = list(csv.DictReader(out.open()))
-    assert [r["method"] for r in rows] == ["ijepa", "ijepa", "pixels"]
+    assert [r["method"] for r in rows] == ["ijepa", "ijepa", "pixels", "random"]
+    for r in rows:  # every row went through the whole protocol
+        for column in ("knn@5", "knn_2shot", "linear", "linear_25%", "linear_25%_std"):
+            assert 0 <= float(r[column]) <= 100, (r["run"], column)
     assert {r["ijepa.mask.mode"] for r in rows[:2]} == {"official", "unbiased"}  # the axis the sweep varied
     assert "ijepa.mask.strategy" not in rows[0]  # keys every run shares are left out
     assert all(r["budget_kind"] == "steps" and float(r["steps"]) == 3 for r in rows[:2])
     assert all(float(r["flops"]) > 0 and float(r["device_hours"]) > 0 for r in rows[:2])
-    assert float(rows[2]["knn@5"]) > 90  # synthetic classes are separable in pixel space
+    assert float(rows[2]["knn@5"]) > 90 and float(rows[2]["linear"]) > 90  # synthetic classes are separable
     assert (tmp_path / "runs" / "t" / "leaderboard.csv").is_file()
 
 

@@ -1,7 +1,10 @@
 """Evaluation of frozen encoders (shared/reference/evals.md).
 
-- `features`: extract average-pooled features of a checkpoint's eval encoder, or raw pixels.
+- `features`: extract a checkpoint's features once per split (last layers, avg-pooled and
+  [cls]) into a cache; views of it feed every evaluation.
 - `knn`: DINO's weighted k-NN through faiss (GPU index when a GPU is present).
-- `run`: `evaluate_run(run_dir)` writes `eval.json` into a run folder; `pixel_reference`
-  computes the raw-pixel row once per dataset.
+- `linear`: many linear heads at once on cached features, best on a held-out split.
+- `lowshot`: stratified and SimCLR-list label subsets, low-shot probe, few-shot k-NN.
+- `run`: `evaluate_run(run_dir)` writes `eval.json`; `reference` computes the raw-pixel
+  and random-encoder rows once per dataset.
 """

@@ -1,12 +1,27 @@
-"""Frozen features: average-pooled patch tokens of an encoder's last layer, or raw pixels."""
+"""Frozen features, extracted once per checkpoint and split and cached on disk.
 
-from collections.abc import Iterator
+One forward pass keeps the last `n_layers` blocks' normed outputs, average-pooled over the
+patches and, where the encoder has one, the [cls] token. Every evaluation reads *views*
+of that cache: `last_avg` (I-JEPA's protocol, k-NN's default), `last_cls`, `last4_avg`,
+`last4_cls` (the last 4 layers concatenated, dinov2's linear protocol). Augmentation is
+therefore off during probing (the fast path on small hardware, shared/reference/evals.md).
+
+    feats = cached(run_dir / "features" / "train.pt", key, lambda: extract(encoder, split, ...))
+    x = view(feats, "last4_avg")  # (N, 4D) float32, or None if the view does not apply
+"""
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from bench.data import Split, Transformed, eval_transform
+
+log = logging.getLogger(__name__)
 
 
 def eval_batches(data: Split, size: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -21,18 +36,65 @@ def eval_batches(data: Split, size: int, batch_size: int) -> Iterator[tuple[torc
 
 
 @torch.no_grad()
-def extract(encoder: torch.nn.Module, data: Split, size: int, batch_size: int, device: torch.device):
-    """(features (N, D) float32, labels (N,) int64): the encoder's patch tokens, average-pooled."""
+def extract(
+    encoder: torch.nn.Module, data: Split, size: int, batch_size: int, device: torch.device, n_layers: int
+) -> dict[str, torch.Tensor]:
+    """{"avg": (N, L, D), "cls": (N, L, D) where the encoder has [cls], "labels": (N,)}, float16:
+    the last L = min(n_layers, depth) blocks' normed outputs, pooled."""
     encoder.eval().to(device)
-    feats, labels = [], []
+    n_layers = min(n_layers, len(encoder.blocks))
+    has_cls = encoder.cls_token is not None
+    avg, cls, labels = [], [], []
     for images, y in eval_batches(data, size, batch_size):
-        tokens = encoder.patch_tokens(encoder(images.to(device, non_blocking=True)))  # (B, N, D)
-        feats.append(tokens.float().mean(1).cpu())
+        layers = torch.stack(encoder.last_layers(images.to(device, non_blocking=True), n_layers), 1)  # (B, L, T, D)
+        patches = layers[:, :, 1:] if has_cls else layers
+        avg.append(patches.float().mean(2).half().cpu())
+        if has_cls:
+            cls.append(layers[:, :, 0].half().cpu())
         labels.append(y)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+    out = {"avg": torch.cat(avg), "labels": torch.cat(labels)}
+    if has_cls:
+        out["cls"] = torch.cat(cls)
+    return out
 
 
-def pixels(data: Split, size: int, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised raw pixels, flattened: the reference row that needs no model."""
+def pixels(data: Split, size: int, batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    """Normalised raw pixels, flattened, as a one-layer `avg` view: the reference row that needs no model."""
     feats, labels = zip(*((x.flatten(1), y) for x, y in eval_batches(data, size, batch_size)), strict=True)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+    return {"avg": torch.cat(feats).unsqueeze(1), "labels": torch.cat(labels)}
+
+
+def view(feats: dict[str, torch.Tensor], name: str) -> np.ndarray | None:
+    """A view (N, D) float32 of cached features; None when it does not apply (no [cls], too few layers)."""
+    layers, pool = name.split("_")
+    if pool not in feats:
+        return None
+    x = feats[pool]
+    if layers == "last4":
+        if x.shape[1] < 4:
+            return None
+        x = x[:, -4:].flatten(1)
+    else:
+        x = x[:, -1]
+    return x.float().numpy()
+
+
+def labels(feats: dict[str, torch.Tensor]) -> np.ndarray:
+    return feats["labels"].numpy()
+
+
+def cached(path: Path, key: dict, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Features saved at `path` under the same key (checkpoint stamp, data, layers), else computed
+    and saved atomically. A changed checkpoint or protocol changes the key and recomputes."""
+    from bench.engine import save_atomic
+
+    stamp = json.dumps(key, sort_keys=True)
+    if path.is_file():
+        saved = torch.load(path, weights_only=True)
+        if saved.get("key") == stamp:
+            log.info("features from cache %s", path)
+            return saved["features"]
+    feats = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({"key": stamp, "features": feats}, path)
+    return feats

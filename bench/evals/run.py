@@ -1,6 +1,12 @@
 """Evaluate a run folder's checkpoint, and the reference rows that need no training.
 
-bench eval runs/demo/ijepa-1a2b3c4d5e   # writes eval.json beside the checkpoint
+    bench eval runs/demo/ijepa-1a2b3c4d5e   # writes eval.json beside the checkpoint
+    bench eval runs/demo                    # every finished run of the sweep
+
+Features are extracted once per checkpoint and split into `features/` (bench/evals/features.py);
+k-NN, few-shot k-NN, the linear probe and the low-shot probe all read that cache. The
+reference rows — raw pixels and a randomly initialised encoder of the run's backbone —
+go through the same protocol once per dataset and are cached in the root's `references/`.
 """
 
 import hashlib
@@ -10,36 +16,101 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.config import RunConfig, read_config
-from bench.data import load_split
+from bench.data import Split, load_split
 from bench.engine import CHECKPOINT, CONFIG, SUMMARY, read_json, select_device, write_json
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
+from bench.evals.linear import linear_probe
+from bench.evals.lowshot import fewshot_knn, lowshot_label, lowshot_probe, simclr_indices, stratified_subset
 from bench.methods import build_method
 
 log = logging.getLogger(__name__)
 
-EVAL = "eval.json"
+EVAL, FEATURES = "eval.json", "features"
 
 
-def knn_record(train, test, cfg: RunConfig, seconds: float) -> dict:
-    (xtr, ytr), (xte, yte) = train, test
+def lowshot_subsets(cfg: RunConfig, train: Split, y: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """SimCLR's list when eval.lowshot_file is set (one draw), else stratified draws per fraction."""
+    ev = cfg.eval
+    if ev.lowshot_file:
+        dataset = train.dataset
+        if not hasattr(dataset, "samples"):
+            raise BenchError(f"eval.lowshot_file needs an imagefolder dataset, not {cfg.data.name}")
+        return {Path(ev.lowshot_file).stem: [simclr_indices(dataset.samples, dataset.classes, ev.lowshot_file)]}
+    return {lowshot_label(f): [stratified_subset(y, f, seed) for seed in range(ev.draws)] for f in ev.lowshot}
+
+
+def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Split) -> dict:
+    """Every evaluation of the protocol on cached features → the eval.json record."""
+    ev = cfg.eval
+    y_train, y_test = features.labels(train), features.labels(test)
+    num_classes = train_split.num_classes
+    seconds = {}
+
     t0 = time.perf_counter()
-    top1 = knn_top1(xtr, ytr, xte, yte, cfg.eval.knn_k, cfg.eval.temperature)
+    knn_view = ev.knn_view if features.view(train, ev.knn_view) is not None else "last_avg"
+    x_train, x_test = features.view(train, knn_view), features.view(test, knn_view)
+    top1 = knn_top1(x_train, y_train, x_test, y_test, ev.knn_k, ev.temperature)
+    fewshot = fewshot_knn(x_train, y_train, x_test, y_test, ev)
+    seconds["knn"] = time.perf_counter() - t0
+
+    views = {}
+    for name in ev.linear_views:
+        x = features.view(train, name)
+        if x is not None:
+            views[name] = (x, features.view(test, name))
+    t0 = time.perf_counter()
+    linear = linear_probe(views, y_train, y_test, ev, seed=cfg.seed, num_classes=num_classes)
+    seconds["linear"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subsets = lowshot_subsets(cfg, train_split, y_train)
+    lowshot = lowshot_probe(views, y_train, y_test, ev, subsets, num_classes, linear)
+    seconds["lowshot"] = time.perf_counter() - t0
     return {
-        "knn": {"top1": {str(k): v for k, v in top1.items()}, "temperature": cfg.eval.temperature},
-        "feature_dim": int(xtr.shape[1]),
-        "n_train": len(ytr),
-        "n_test": len(yte),
-        "seconds": {"features": seconds, "knn": time.perf_counter() - t0},
+        "knn": {"top1": {str(k): v for k, v in top1.items()}, "temperature": ev.temperature, "view": knn_view},
+        "knn_fewshot": fewshot,
+        "linear": linear,
+        "lowshot": lowshot,
+        "feature_dim": int(x_train.shape[1]),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "seconds": seconds,
     }
 
 
+def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> tuple[dict, dict, Split]:
+    """(train features, test features, train split), from the cache in `folder` when its stamp matches."""
+    splits = {s: load_split(cfg.data, s) for s in ("train", "test")}
+    device = select_device(cfg)
+    encoder = {}  # built on the first cache miss only
+
+    def compute(split: str):
+        if make_encoder is None:
+            return features.pixels(splits[split], cfg.data.image_size)
+        if "net" not in encoder:
+            encoder["net"] = make_encoder()
+        t0 = time.perf_counter()
+        out = features.extract(
+            encoder["net"], splits[split], cfg.data.image_size, cfg.eval.batch_size, device, cfg.eval.n_layers
+        )
+        log.info("%s features of %s: %.0f images/s", split, folder, len(out["labels"]) / (time.perf_counter() - t0))
+        return out
+
+    key = stamp | {"data": asdict(cfg.data), "n_layers": cfg.eval.n_layers}
+    train, test = (
+        features.cached(folder / FEATURES / f"{s}.pt", key | {"split": s}, lambda s=s: compute(s))
+        for s in ("train", "test")
+    )
+    return train, test, splits["train"]
+
+
 def evaluate_run(run_dir: Path) -> dict:
-    """k-NN of the method's eval encoder (I-JEPA: the target encoder), written to eval.json."""
+    """The full protocol on the method's eval encoder (I-JEPA, data2vec: the EMA teacher), to eval.json."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise BenchError(f"{run_dir} is not a run folder (no {CONFIG})")
@@ -48,32 +119,45 @@ def evaluate_run(run_dir: Path) -> dict:
     if not ckpt_path.is_file() or not summary or summary.get("status") != "done":
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
     cfg = read_config(run_dir / CONFIG)
-    device = select_device(cfg)
-    train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
-    method = build_method(cfg, train.channels)
-    method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
-    encoder = method.eval_encoder()
+
+    def make_encoder():
+        method = build_method(cfg, load_split(cfg.data, "test").channels)
+        method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
+        return method.eval_encoder()
+
+    stat = ckpt_path.stat()
     t0 = time.perf_counter()
-    feats = [features.extract(encoder, s, cfg.data.image_size, cfg.eval.batch_size, device) for s in (train, test)]
-    record = knn_record(*feats, cfg, time.perf_counter() - t0)
-    record["checkpoint_mtime"] = ckpt_path.stat().st_mtime
+    train, test, split = extract_splits(make_encoder, cfg, run_dir, {"checkpoint": [stat.st_size, stat.st_mtime_ns]})
+    seconds = time.perf_counter() - t0
+    record = evaluate_features(train, test, cfg, split)
+    record["seconds"]["features"] = seconds
+    record["checkpoint_mtime"] = stat.st_mtime
     write_json(record, run_dir / EVAL)
-    log.info("%s: k-NN top-1 %s", run_dir, record["knn"]["top1"])
+    log.info("%s: k-NN top-1 %s, linear %.2f", run_dir, record["knn"]["top1"], record["linear"]["top1"])
     return record
 
 
-def pixel_reference(cfg: RunConfig, cache_dir: Path) -> dict:
-    """Raw pixels through the same k-NN: computed once per dataset and cached in cache_dir."""
-    protocol = json.dumps({"data": asdict(cfg.data), "eval": asdict(cfg.eval)}, sort_keys=True)
-    key = f"pixels-{cfg.data.name}-{hashlib.sha1(protocol.encode()).hexdigest()[:10]}"
-    path = Path(cache_dir) / f"{key}.json"
-    cached = read_json(path)
+def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
+    """A reference row through the same protocol, computed once per dataset (and backbone) and cached:
+    `pixels` (normalised raw pixels) or `random` (the run's backbone, randomly initialised, seed 0)."""
+    protocol = {"data": asdict(cfg.data), "eval": asdict(cfg.eval)}
+    if name == "random":
+        protocol["backbone"] = cfg.backbone
+    digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
+    label = f"{name}-{cfg.backbone}" if name == "random" else name
+    folder = Path(cache_dir) / f"{label}-{cfg.data.name}-{digest}"
+    cached = read_json(folder / EVAL)
     if cached is not None:
         return cached
-    t0 = time.perf_counter()
-    feats = [features.pixels(load_split(cfg.data, s), cfg.data.image_size) for s in ("train", "test")]
-    record = knn_record(*feats, cfg, time.perf_counter() - t0)
-    record["dataset"] = cfg.data.name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(record, path)
+
+    def make_encoder():
+        from bench.backbones import BACKBONES
+
+        torch.manual_seed(0)
+        channels = load_split(cfg.data, "test").channels
+        return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=channels)
+
+    train, test, split = extract_splits(make_encoder if name == "random" else None, cfg, folder, {"reference": name})
+    record = evaluate_features(train, test, cfg, split) | {"dataset": cfg.data.name, "reference": label}
+    write_json(record, folder / EVAL)
     return record

@@ -1,0 +1,175 @@
+"""The evaluation protocol: feature cache, linear and low-shot probes, label subsets, references."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.config import EvalConfig
+from bench.data import load_split
+from bench.engine import train
+from bench.errors import BenchError
+from bench.evals import features
+from bench.evals import run as evals_run
+from bench.evals.linear import linear_probe
+from bench.evals.lowshot import (
+    fewshot_knn,
+    lowshot_probe,
+    per_class,
+    read_simclr_list,
+    simclr_indices,
+    stratified_subset,
+)
+
+FAST = EvalConfig(linear_lrs=(0.1, 1.0), linear_wds=(0.0,), linear_epochs=5, linear_min_steps=100)
+
+
+def blobs(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
+    g = np.random.default_rng(seed)
+    centres = g.normal(size=(classes, dim)) * 5
+    y = np.repeat(np.arange(classes), n_per_class)
+    return (centres[y] + spread * g.normal(size=(len(y), dim))).astype(np.float32), y
+
+
+def test_linear_probe_separates_separable_features_and_not_shuffled_labels():
+    x, y = blobs(200, 5, 16, 0.5, seed=0)
+    xt, yt = blobs(50, 5, 16, 0.5, seed=0)
+    result = linear_probe({"last_avg": (x, xt)}, y, yt, FAST, seed=0)
+    assert result["top1"] >= 99.0
+    assert result["n_val"] == 100 and result["n_fit"] == 900  # 10 % held out, stratified
+    # labels shuffled on both sides carry nothing the features could predict: chance (20 %)
+    xt, yt = blobs(200, 5, 16, 0.5, seed=0)
+    g = np.random.default_rng(1)
+    chance = linear_probe({"last_avg": (x, xt)}, g.permutation(y), g.permutation(yt), FAST, seed=0)
+    assert abs(chance["top1"] - 20.0) < 5.0  # 1000 test labels: one standard deviation is 1.3 points
+
+
+def test_linear_probe_is_deterministic_and_picks_the_best_view_on_validation():
+    x, y = blobs(100, 4, 8, 1.0, seed=2)
+    xt, yt = blobs(25, 4, 8, 1.0, seed=2)
+    noise = np.random.default_rng(3).normal(size=x.shape).astype(np.float32)
+    noise_t = np.random.default_rng(4).normal(size=xt.shape).astype(np.float32)
+    views = {"last_cls": (noise, noise_t), "last_avg": (x, xt)}
+    a = linear_probe(views, y, yt, FAST, seed=0)
+    b = linear_probe(views, y, yt, FAST, seed=0)
+    assert a["grid"] == b["grid"]
+    assert a["best"]["view"] == "last_avg" and len(a["grid"]) == 4
+
+
+def test_stratified_subsets_have_exact_counts_and_repeat_per_seed():
+    y = np.repeat(np.arange(10), [600, 600, 600, 600, 600, 600, 600, 600, 600, 530])
+    idx = stratified_subset(y, 0.01, seed=0)
+    assert np.bincount(y[idx]).tolist() == [6] * 9 + [5]  # round(1 % of each class)
+    assert np.array_equal(idx, stratified_subset(y, 0.01, seed=0))
+    assert not np.array_equal(idx, stratified_subset(y, 0.01, seed=1))
+    assert np.bincount(y[per_class(y, 3, seed=0)]).tolist() == [3] * 10
+
+
+def test_simclr_list_parser_and_imagefolder_selection(tmp_path):
+    listing = tmp_path / "1percent.txt"
+    listing.write_text("n01440764_10026.JPEG\nn01443537_1029.JPEG\n\n")
+    assert read_simclr_list(listing) == {"n01440764_10026.JPEG": "n01440764", "n01443537_1029.JPEG": "n01443537"}
+    samples = [
+        ("/d/n01440764/n01440764_10026.JPEG", 0),
+        ("/d/n01440764/n01440764_1.JPEG", 0),
+        ("/d/n01443537/n01443537_1029.JPEG", 1),
+    ]
+    classes = ["n01440764", "n01443537"]
+    assert simclr_indices(samples, classes, listing).tolist() == [0, 2]
+    with pytest.raises(BenchError, match="lies in n01443537"):
+        simclr_indices(samples, ["n01443537", "n01440764"], listing)
+    (tmp_path / "bad.txt").write_text("not-a-simclr-line\n")
+    with pytest.raises(BenchError, match="bad.txt:1"):
+        read_simclr_list(tmp_path / "bad.txt")
+
+
+def test_lowshot_reports_mean_and_std_and_falls_back_when_nothing_can_be_held_out():
+    x, y = blobs(100, 4, 8, 1.0, seed=5)
+    xt, yt = blobs(25, 4, 8, 1.0, seed=5)
+    views = {"last_avg": (x, xt)}
+    full = linear_probe(views, y, yt, FAST)
+    subsets = {"10%": [stratified_subset(y, 0.1, s) for s in range(3)], "1%": [stratified_subset(y, 0.01, 0)]}
+    out = lowshot_probe(views, y, yt, FAST, subsets, 4, full)
+    assert [d["n_labels"] for d in out["10%"]["draws"]] == [40, 40, 40]
+    assert out["10%"]["mean"] == pytest.approx(np.mean([d["top1"] for d in out["10%"]["draws"]]))
+    assert out["10%"]["std"] >= 0 and {d["selected"] for d in out["10%"]["draws"]} == {"val"}
+    assert out["1%"]["draws"][0]["selected"] == "fixed"  # one label per class: the full probe's head
+
+
+def test_fewshot_knn_uses_n_per_class():
+    x, y = blobs(50, 4, 8, 0.5, seed=6)
+    xt, yt = blobs(10, 4, 8, 0.5, seed=6)
+    out = fewshot_knn(x, y, xt, yt, EvalConfig(fewshot_n=(1, 5), draws=2))
+    assert out["1"]["k"] == 4 and out["5"]["k"] == 20 and len(out["5"]["draws"]) == 2
+    assert out["5"]["mean"] > 90
+
+
+def test_last_layers_views():
+    from bench.backbones import BACKBONES
+
+    enc = BACKBONES.get("vit_nano_patch4")(img_size=16, in_chans=1, cls_token=True).eval()
+    x = torch.randn(3, 1, 16, 16)
+    layers = enc.last_layers(x, 4)
+    assert len(layers) == 4 and torch.allclose(layers[-1], enc(x))
+    feats = {"avg": torch.randn(3, 4, 96).half(), "cls": torch.randn(3, 4, 96).half(), "labels": torch.zeros(3)}
+    assert features.view(feats, "last4_cls").shape == (3, 384) and features.view(feats, "last_avg").shape == (3, 96)
+    assert features.view({"avg": feats["avg"][:, :1]}, "last4_avg") is None
+
+
+def test_features_are_cached_and_recomputed_when_the_checkpoint_changes(tmp_path, tiny, monkeypatch):
+    train(tiny(), tmp_path)
+    calls = []
+    real = features.extract
+    monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = evals_run.evaluate_run(tmp_path)
+    assert len(calls) == 2 and (tmp_path / "features" / "train.pt").is_file()
+    second = evals_run.evaluate_run(tmp_path)
+    assert len(calls) == 2  # both splits from the cache
+    assert second["knn"] == first["knn"] and second["linear"]["top1"] == first["linear"]["top1"]
+    ckpt = tmp_path / "checkpoint.pt"
+    os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))  # a newer checkpoint
+    evals_run.evaluate_run(tmp_path)
+    assert len(calls) == 4
+    assert set(first) >= {"knn", "knn_fewshot", "linear", "lowshot", "seconds"}
+    assert first["lowshot"]["25%"]["draws"][0]["n_labels"] == 128  # a quarter of 512 synthetic images
+
+
+def test_random_encoder_reference_is_computed_once(tmp_path, tiny, monkeypatch):
+    cfg = tiny()
+    calls = []
+    real = features.extract
+    monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
+    record = evals_run.reference("random", cfg, tmp_path)
+    assert record["reference"] == "random-vit_nano_patch4" and len(calls) == 2
+    assert evals_run.reference("random", cfg, tmp_path) == record and len(calls) == 2
+    assert 0 <= record["linear"]["top1"] <= 100
+
+
+def test_lowshot_file_needs_an_imagefolder(tmp_path, tiny):
+    listing = tmp_path / "1percent.txt"
+    listing.write_text("n01440764_10026.JPEG\n")
+    cfg = tiny(**{"eval.lowshot_file": str(listing)})
+    with pytest.raises(BenchError, match="needs an imagefolder"):
+        evals_run.lowshot_subsets(cfg, load_split(cfg.data, "train"), np.zeros(1))
+
+
+def test_imagefolder_lowshot_list_end_to_end(tmp_path, tiny):
+    """A tiny ImageNet-style tree and a SimCLR list: the low-shot probe trains on the listed files."""
+    for split, per in (("train", 6), ("val", 2)):
+        for c, wnid in enumerate(("n01440764", "n01443537")):
+            folder = tmp_path / "in" / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per):
+                Image.new("RGB", (20, 20), (200 * c, 40 * i, 90)).save(folder / f"{wnid}_{i}.JPEG")
+    listing = tmp_path / "1percent.txt"
+    listing.write_text("n01440764_0.JPEG\nn01440764_1.JPEG\nn01443537_2.JPEG\nn01443537_3.JPEG\n")
+    cfg = tiny(**{"data.name": "imagefolder", "data.root": str(tmp_path / "in"), "eval.lowshot_file": str(listing)})
+    split = load_split(cfg.data, "train")
+    subsets = evals_run.lowshot_subsets(cfg, split, np.array([t for _, t in split.dataset.samples]))
+    assert list(subsets) == ["1percent"] and len(subsets["1percent"][0]) == 4
+    train_f = {"avg": torch.randn(12, 1, 8), "labels": torch.tensor([t for _, t in split.dataset.samples])}
+    test_f = {"avg": torch.randn(4, 1, 8), "labels": torch.tensor([0, 0, 1, 1])}
+    record = evals_run.evaluate_features(train_f, test_f, cfg, split)
+    assert record["lowshot"]["1percent"]["draws"][0]["n_labels"] == 4
