@@ -150,11 +150,15 @@ def collate(
 @user_errors
 def evaluate(
     target: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder to evaluate all its runs.")],
+    executor: Annotated[
+        str | None, typer.Option(help="Submit the evaluation as its own job (local | debug); default: here.")
+    ] = None,
 ) -> None:
-    """Evaluate frozen features of finished runs with DINO's weighted k-NN (writes eval.json)."""
+    """Evaluate finished runs: k-NN, few-shot k-NN, linear and low-shot probes (writes eval.json)."""
+    from bench.config import read_config
     from bench.engine import CONFIG
     from bench.evals.run import evaluate_run
-    from bench.launch import setup_logging
+    from bench.launch import EXECUTORS, Job, setup_logging
     from bench.results import run_dirs
 
     setup_logging()
@@ -163,9 +167,18 @@ def evaluate(
     dirs = [target] if (target / CONFIG).is_file() else run_dirs(target)
     if not dirs:
         raise BenchError(f"{target} holds no run folders")
+    if executor is not None:
+        make_executor = EXECUTORS.get(executor)
+        folder = (target.parent if target in dirs and len(dirs) == 1 else target) / "submitit"
+        job = make_executor(folder).submit(Job([(read_config(d / CONFIG), d) for d in dirs], train=False))
+        typer.echo(f"evaluation of {len(dirs)} run(s) submitted on {executor}: job {job.job_id}")
+        if executor == "debug":
+            job.result()
+        return
     for run_dir in dirs:
-        top1 = evaluate_run(run_dir)["knn"]["top1"]
-        typer.echo(f"{run_dir}: k-NN top-1 " + "  ".join(f"k={k}: {v:.2f}" for k, v in top1.items()))
+        record = evaluate_run(run_dir)
+        knn = "  ".join(f"k={k}: {v:.2f}" for k, v in record["knn"]["top1"].items())
+        typer.echo(f"{run_dir}: k-NN {knn}; linear {record['linear']['top1']:.2f}")
 
 
 @app.command()

@@ -39,11 +39,14 @@ def write_state(run_dir: Path, state: str, **extra) -> None:
 
 class Job:
     """Train each (config, run folder) of `runs` in turn, resuming any that holds a checkpoint,
-    then evaluate it. A failed run is recorded in its state.json and the next one still runs."""
+    then evaluate it. A failed run is recorded in its state.json and the next one still runs.
+    With train=False the job only evaluates finished runs (evaluation as its own job)."""
 
-    def __init__(self, runs: list[tuple[RunConfig, Path]], threads: int = 0, evaluate: bool = True) -> None:
+    def __init__(
+        self, runs: list[tuple[RunConfig, Path]], threads: int = 0, evaluate: bool = True, train: bool = True
+    ) -> None:
         self.runs = [(cfg, Path(run_dir)) for cfg, run_dir in runs]
-        self.threads, self.evaluate = threads, evaluate
+        self.threads, self.evaluate, self.train = threads, evaluate, train
 
     def __call__(self) -> list[dict]:
         import torch
@@ -56,6 +59,18 @@ class Job:
         except RuntimeError:  # not inside a submitit job (e.g. `bench train`)
             job_id = None
         summaries, errors = [], []
+        if not self.train:
+            from bench.evals.run import evaluate_run
+
+            for _, run_dir in self.runs:
+                try:
+                    summaries.append(evaluate_run(run_dir))
+                except Exception as e:  # one bad run does not stop the others' evaluation
+                    log.error("evaluating %s failed: %s", run_dir, e)
+                    errors.append(e)
+            if errors:
+                raise errors[0]
+            return summaries
         for cfg, run_dir in self.runs:
             prepare_run_dir(cfg, run_dir)  # a folder made with another config is refused, even when done
             if run_state(run_dir)["state"] == "done":
@@ -94,7 +109,7 @@ class Job:
         for _, run_dir in self.runs:
             if run_state(run_dir)["state"] == "running":
                 write_state(run_dir, "requeued")
-        return submitit.helpers.DelayedSubmission(Job(self.runs, self.threads, self.evaluate))
+        return submitit.helpers.DelayedSubmission(Job(self.runs, self.threads, self.evaluate, self.train))
 
 
 @EXECUTORS.register("local")

@@ -89,6 +89,12 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
     assert float(rows[2]["knn@5"]) > 90 and float(rows[2]["linear"]) > 90  # synthetic classes are separable
     assert (tmp_path / "runs" / "t" / "leaderboard.csv").is_file()
 
+    before = json.loads((runs[0] / "eval.json").read_text())
+    (runs[0] / "eval.json").unlink()  # evaluation as its own job, from the cached features
+    evaluated = invoke("eval", runs[0], "--executor", "debug")
+    assert evaluated.exit_code == 0 and "submitted on debug" in evaluated.output, evaluated.output
+    assert json.loads((runs[0] / "eval.json").read_text())["knn"] == before["knn"]
+
 
 def test_leaderboard_columns_are_the_keys_that_differ():
     from bench.results import varying_keys
