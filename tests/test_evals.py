@@ -173,3 +173,29 @@ def test_imagefolder_lowshot_list_end_to_end(tmp_path, tiny):
     test_f = {"avg": torch.randn(4, 1, 8), "labels": torch.tensor([0, 0, 1, 1])}
     record = evals_run.evaluate_features(train_f, test_f, cfg, split)
     assert record["lowshot"]["1percent"]["draws"][0]["n_labels"] == 4
+
+
+def test_vectorised_heads_step_like_torch_sgd():
+    """Each head of Heads follows torch.optim.SGD(momentum=0.9) with its own lr and weight decay."""
+    from bench.evals.linear import Heads
+
+    g = torch.Generator().manual_seed(0)
+    heads = Heads(6, 3, lrs=[0.1, 0.5], wds=[0.0, 0.01], g=g)
+    refs = []
+    for i, (lr, wd) in enumerate([(0.1, 0.0), (0.5, 0.01)]):
+        layer = torch.nn.Linear(6, 3)
+        with torch.no_grad():
+            layer.weight.copy_(heads.weight[i])
+            layer.bias.copy_(heads.bias[i])
+        refs.append((layer, torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=wd)))
+    x, y = torch.randn(16, 6, generator=g), torch.randint(0, 3, (16,), generator=g)
+    for _ in range(3):
+        torch.nn.functional.cross_entropy(heads.logits(x).flatten(0, 1), y.repeat_interleave(2)).mul(2).backward()
+        heads.step(1.0)
+        for layer, opt in refs:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(layer(x), y).backward()
+            opt.step()
+    for i, (layer, _) in enumerate(refs):
+        torch.testing.assert_close(heads.weight[i].detach(), layer.weight.detach())
+        torch.testing.assert_close(heads.bias[i].detach(), layer.bias.detach())
