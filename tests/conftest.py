@@ -65,3 +65,22 @@ def _torch_threads():
 
 
 needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_file(), reason="dataset-fashion-mnist not installed")
+
+
+def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
+    """Train, die while writing checkpoint number `die_at_save` (a preemption), then resume."""
+    from bench import engine
+
+    real_save, saves = engine.save_atomic, {"n": 0}
+
+    def save_then_die(obj, path):
+        saves["n"] += 1
+        if saves["n"] == die_at_save:
+            raise KeyboardInterrupt("preempted")
+        real_save(obj, path)
+
+    monkeypatch.setattr(engine, "save_atomic", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, run_dir)
+    monkeypatch.setattr(engine, "save_atomic", real_save)
+    return engine.train(cfg, run_dir)

@@ -12,13 +12,13 @@ from baselines.config import Data2VecConfig, Data2VecV1Config, MAEConfig
 from baselines.data2vec import Data2Vec, Data2VecV1
 from baselines.mae import MAE, patchify
 from baselines.masking import BlockMask, InverseBlockKeep, RandomKeep
-from bench import engine, schedules
+from bench import schedules
 from bench.backbones import BACKBONES
 from bench.config import build_config, to_dict
 from bench.ema import EMATeacher, contextual_targets
 from bench.engine import train
 
-from .conftest import TINY_METHODS
+from .conftest import TINY_METHODS, train_preempted
 
 BASELINES = ("mae", "data2vec", "data2vec_v1")
 
@@ -262,20 +262,7 @@ def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkey
     straight = train(cfg, tmp_path / "straight")
     assert straight["status"] == "done" and straight["compute"]["flops"] > 0
 
-    real_save = engine.save_atomic
-    saves = {"n": 0}
-
-    def save_then_die(obj, path):
-        saves["n"] += 1
-        if saves["n"] == 3:
-            raise KeyboardInterrupt("preempted")
-        real_save(obj, path)
-
-    monkeypatch.setattr(engine, "save_atomic", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(engine, "save_atomic", real_save)
-    train(cfg, tmp_path / "resumed")
+    train_preempted(cfg, tmp_path / "resumed", monkeypatch, die_at_save=3)
 
     def records(d):
         return [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]

@@ -9,6 +9,8 @@ from bench.engine import param_groups, train
 from bench.errors import BenchError, TrainingFailed
 from ijepa.model import IJEPA
 
+from .conftest import train_preempted
+
 
 def metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -130,20 +132,8 @@ def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch, log_eve
     cfg = tiny(**{"budget.value": 8, "checkpoint_every_s": 0, "log_every": log_every})
     train(cfg, tmp_path / "straight")
 
-    saves = {"n": 0}
-    real_save = engine.save_atomic
-
-    def save_then_die(obj, path):
-        saves["n"] += 1
-        if saves["n"] == 4:  # dies while writing its 4th checkpoint: step 4 is logged but lost
-            raise KeyboardInterrupt("preempted")
-        real_save(obj, path)
-
-    monkeypatch.setattr(engine, "save_atomic", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(engine, "save_atomic", real_save)
-    summary = train(cfg, tmp_path / "resumed")
+    # dies while writing its 4th checkpoint: step 4 is logged but lost
+    summary = train_preempted(cfg, tmp_path / "resumed", monkeypatch, die_at_save=4)
 
     assert summary["compute"]["steps"] == 8
     straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
