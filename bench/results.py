@@ -6,6 +6,7 @@ budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row.
 """
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -63,7 +64,10 @@ def flat_config(run_dir: Path) -> dict:
             else:
                 flat[prefix + key] = value
 
-    walk(to_dict(read_config(run_dir / CONFIG)), "")
+    cfg = read_config(run_dir / CONFIG)
+    full = json.loads(json.dumps(asdict(cfg)))  # ADDED_LATER fields too, so their values show
+    own = to_dict(cfg).keys()  # the run's own method section only
+    walk({k: v for k, v in full.items() if k in own}, "")
     return flat
 
 
