@@ -65,9 +65,7 @@ def main() -> None:
     sk = KNeighborsClassifier(n_neighbors=kmax, algorithm="brute", weights="distance", n_jobs=args.threads)
     sk_pred, t_sklearn = timed(lambda: sk.fit(normalize(xtr), ytr).predict(normalize(xte)))
     _, t_fewshot = timed(lambda: fewshot_knn(xtr, ytr, xte, yte, ev))
-    views = {
-        v: (features.view(ftr, v), features.view(fte, v)) for v in ev.linear_views if features.view(ftr, v) is not None
-    }
+    views = features.views(ftr, fte, ev.linear_views)
     linear, t_linear = timed(lambda: linear_probe(views, ytr, yte, ev, seed=cfg.seed, num_classes=train.num_classes))
     subsets = lowshot_subsets(cfg, train, ytr)
     lowshot, t_lowshot = timed(lambda: lowshot_probe(views, ytr, yte, ev, subsets, train.num_classes, linear))

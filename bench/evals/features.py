@@ -79,6 +79,16 @@ def view(feats: dict[str, torch.Tensor], name: str) -> np.ndarray | None:
     return x.float().numpy()
 
 
+def views(train: dict, test: dict, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name → (train view, test view) for each named view that applies to these features."""
+    out = {}
+    for name in dict.fromkeys(names):
+        x = view(train, name)
+        if x is not None:
+            out[name] = (x, view(test, name))
+    return out
+
+
 def labels(feats: dict[str, torch.Tensor]) -> np.ndarray:
     return feats["labels"].numpy()
 

@@ -52,18 +52,15 @@ def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Spli
     num_classes = train_split.num_classes
     seconds = {}
 
+    views = features.views(train, test, (ev.knn_view, "last_avg", *ev.linear_views))  # each built once
     t0 = time.perf_counter()
-    knn_view = ev.knn_view if features.view(train, ev.knn_view) is not None else "last_avg"
-    x_train, x_test = features.view(train, knn_view), features.view(test, knn_view)
+    knn_view = ev.knn_view if ev.knn_view in views else "last_avg"
+    x_train, x_test = views[knn_view]
     top1 = knn_top1(x_train, y_train, x_test, y_test, ev.knn_k, ev.temperature)
     fewshot = fewshot_knn(x_train, y_train, x_test, y_test, ev)
     seconds["knn"] = time.perf_counter() - t0
 
-    views = {}
-    for name in ev.linear_views:
-        x = features.view(train, name)
-        if x is not None:
-            views[name] = (x, features.view(test, name))
+    views = {name: views[name] for name in ev.linear_views if name in views}
     t0 = time.perf_counter()
     linear = linear_probe(views, y_train, y_test, ev, seed=cfg.seed, num_classes=num_classes)
     seconds["linear"] = time.perf_counter() - t0
@@ -84,16 +81,20 @@ def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Spli
 
 
 def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> tuple[dict, dict, Split]:
-    """(train features, test features, train split), from the cache in `folder` when its stamp matches."""
-    splits = {s: load_split(cfg.data, s) for s in ("train", "test")}
+    """(train features, test features, train split), from the cache in `folder` when its stamp matches.
+    `make_encoder(channels)` builds the encoder, on the first cache miss only; the test split
+    is read only on a miss too."""
+    splits = {"train": load_split(cfg.data, "train")}
     device = select_device(cfg)
-    encoder = {}  # built on the first cache miss only
+    encoder = {}
 
     def compute(split: str):
+        if split not in splits:
+            splits[split] = load_split(cfg.data, split)
         if make_encoder is None:
             return features.pixels(splits[split], cfg.data.image_size)
         if "net" not in encoder:
-            encoder["net"] = make_encoder()
+            encoder["net"] = make_encoder(splits["train"].channels)
         t0 = time.perf_counter()
         out = features.extract(
             encoder["net"], splits[split], cfg.data.image_size, cfg.eval.batch_size, device, cfg.eval.n_layers
@@ -120,8 +121,8 @@ def evaluate_run(run_dir: Path) -> dict:
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
     cfg = read_config(run_dir / CONFIG)
 
-    def make_encoder():
-        method = build_method(cfg, load_split(cfg.data, "test").channels)
+    def make_encoder(channels: int):
+        method = build_method(cfg, channels)
         method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
         return method.eval_encoder()
 
@@ -150,11 +151,10 @@ def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
     if cached is not None:
         return cached
 
-    def make_encoder():
+    def make_encoder(channels: int):
         from bench.backbones import BACKBONES
 
         torch.manual_seed(0)
-        channels = load_split(cfg.data, "test").channels
         return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=channels)
 
     train, test, split = extract_splits(make_encoder if name == "random" else None, cfg, folder, {"reference": name})
