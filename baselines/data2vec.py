@@ -75,29 +75,41 @@ class ConvDecoder(nn.Module):
         return self.proj(x.flatten(2).transpose(1, 2))
 
 
-def check_top_k(top_k: int | None, encoder: VisionTransformer, key: str) -> int:
-    depth = len(encoder.blocks)
-    top_k = depth if top_k is None else top_k
-    if not 1 <= top_k <= depth:
-        raise ValueError(f"{key}={top_k} must be between 1 and the encoder's {depth} blocks")
-    return top_k
+class TeacherStudent(nn.Module):
+    """What both data2vecs share: a student encoder with [cls], its EMA teacher (the whole encoder,
+    patch embedding included) whose top-K layers are the targets, the EMA step, and the teacher
+    as the evaluated encoder. `key` names the config section in error messages."""
 
-
-class Data2Vec(nn.Module):
-    def __init__(self, encoder: VisionTransformer, cfg: Data2VecConfig, seed: int = 0) -> None:
+    def __init__(self, encoder: VisionTransformer, cfg, key: str) -> None:
         super().__init__()
         if encoder.cls_token is None:
-            raise ValueError("data2vec's encoder needs a [cls] token")
+            raise ValueError(f"{key}'s encoder needs a [cls] token")
+        depth = len(encoder.blocks)
+        self.top_k = depth if cfg.top_k is None else cfg.top_k
+        if not 1 <= self.top_k <= depth:
+            raise ValueError(f"{key}.top_k={self.top_k} must be between 1 and the encoder's {depth} blocks")
         self.cfg = cfg
-        self.top_k = check_top_k(cfg.top_k, encoder, "data2vec.top_k")
         self.encoder = encoder
-        self.teacher = EMATeacher(encoder)  # the whole encoder, patch embedding included
+        self.teacher = EMATeacher(encoder)
+
+    def input_sampler(self):
+        return self.masks
+
+    def after_step(self, progress: float) -> float:
+        momentum = ema_momentum(progress, *self.cfg.ema)
+        self.teacher.update(self.encoder, momentum)
+        return momentum
+
+    def eval_encoder(self) -> VisionTransformer:
+        return self.teacher.net  # the EMA teacher, as for I-JEPA (issue 4's protocol)
+
+
+class Data2Vec(TeacherStudent):
+    def __init__(self, encoder: VisionTransformer, cfg: Data2VecConfig, seed: int = 0) -> None:
+        super().__init__(encoder, cfg, "data2vec")
         self.decoder = ConvDecoder(encoder.grid, encoder.embed_dim, cfg)
         self.decoder.apply(init_weights)
         self.masks = InverseBlockKeep(encoder.grid, cfg.mask_ratio, cfg.block_size, cfg.num_clones, seed)
-
-    def input_sampler(self) -> InverseBlockKeep:
-        return self.masks
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, keep = batch["images"], batch["keep"]  # keep (B*R, K)
@@ -119,32 +131,15 @@ class Data2Vec(nn.Module):
         loss = patch_loss + self.cfg.cls_loss * cls_loss
         return {"loss": loss, "patch_loss": patch_loss.detach(), "cls_loss": cls_loss.detach()}
 
-    def after_step(self, progress: float) -> float:
-        momentum = ema_momentum(progress, *self.cfg.ema)
-        self.teacher.update(self.encoder, momentum)
-        return momentum
 
-    def eval_encoder(self) -> VisionTransformer:
-        return self.teacher.net  # the EMA teacher, as for I-JEPA (issue 4's protocol)
-
-
-class Data2VecV1(nn.Module):
+class Data2VecV1(TeacherStudent):
     def __init__(self, encoder: VisionTransformer, cfg: Data2VecV1Config, seed: int = 0) -> None:
-        super().__init__()
-        if encoder.cls_token is None:
-            raise ValueError("data2vec_v1's encoder needs a [cls] token")
-        self.cfg = cfg
-        self.top_k = check_top_k(cfg.top_k, encoder, "data2vec_v1.top_k")
-        self.encoder = encoder
-        self.teacher = EMATeacher(encoder)
+        super().__init__(encoder, cfg, "data2vec_v1")
         self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.embed_dim))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         self.head = nn.Linear(encoder.embed_dim, encoder.embed_dim)
         self.head.apply(init_weights)
         self.masks = BlockMask(encoder.grid, cfg.mask_ratio, cfg.min_block, seed)
-
-    def input_sampler(self) -> BlockMask:
-        return self.masks
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, masked = batch["images"], batch["masked"]  # masked (B, N) bool
@@ -155,11 +150,3 @@ class Data2VecV1(nn.Module):
         # not, so the FLOP count (once per shape) misses the head's share of that variation: < 0.1 %.
         pred = self.head(z[masked])
         return {"loss": F.smooth_l1_loss(pred.float(), y[masked], beta=self.cfg.loss_beta)}
-
-    def after_step(self, progress: float) -> float:
-        momentum = ema_momentum(progress, *self.cfg.ema)
-        self.teacher.update(self.encoder, momentum)
-        return momentum
-
-    def eval_encoder(self) -> VisionTransformer:
-        return self.teacher.net

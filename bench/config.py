@@ -34,6 +34,11 @@ BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
 ADDED_LATER = {"written": "when_set"}
 
 
+def later(default: Any) -> Any:
+    """A field added after run ids were published (see ADDED_LATER)."""
+    return field(default=default, metadata=ADDED_LATER)
+
+
 @dataclass
 class DataConfig:
     name: str = "fashion-mnist"
@@ -68,12 +73,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
     # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch (MAE: 256)
-    lr_batch: int = field(default=0, metadata=ADDED_LATER)
-
-
-def later(default: Any) -> Any:
-    """A field added after run ids were published (see ADDED_LATER)."""
-    return field(default=default, metadata=ADDED_LATER)
+    lr_batch: int = later(0)
 
 
 VIEWS = ("last_avg", "last_cls", "last4_avg", "last4_cls")

@@ -1,11 +1,12 @@
 """Linear probes on cached frozen features: many heads trained at once (dinov2's protocol).
 
 Every (view, lr, weight decay) of the grid gets its own linear head; all heads see the
-same mini-batches in one loop, each with its own SGD parameter group and a cosine
-schedule. A stratified `val_fraction` of the training labels is held out; the head with
-the best validation top-1 is reported on test. With `bn`, features pass a BatchNorm
-without affine (MAE's convention); on frozen features its statistics are those of the
-training features, so it is applied as that fixed standardisation.
+same mini-batches in one loop, the heads of one view as one matmul (`Heads`), each with
+its own lr and weight decay under one cosine schedule. A stratified `val_fraction` of the
+training labels is held out; the head with the best validation top-1 is reported on
+test. With `eval.linear_bn`, features pass a BatchNorm without affine (MAE's convention);
+on frozen features its statistics are those of the training features, so it is applied
+as that fixed standardisation.
 
     result = linear_probe({"last_avg": (x_train, x_test)}, y_train, y_test, cfg, seed=0)
     result["top1"], result["best"]  # test top-1 of the best head, and which head it was

@@ -17,21 +17,21 @@ from bench.evals.knn import knn_top1
 from bench.evals.linear import can_hold_out, linear_probe
 
 
+def draw_per_class(y: np.ndarray, size, seed: int) -> np.ndarray:
+    """size(n_c) indices of each class c, drawn without replacement with `seed`, sorted."""
+    rng = np.random.default_rng(seed)
+    members = (np.flatnonzero(y == c) for c in np.unique(y))
+    return np.sort(np.concatenate([rng.choice(m, size=size(len(m)), replace=False) for m in members]))
+
+
 def stratified_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Exactly max(1, round(fraction x n_c)) indices of each class c, drawn with `seed`, sorted."""
-    rng = np.random.default_rng(seed)
-    picks = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        picks.append(rng.choice(members, size=max(1, round(fraction * len(members))), replace=False))
-    return np.sort(np.concatenate(picks))
+    return draw_per_class(y, lambda n_c: max(1, round(fraction * n_c)), seed)
 
 
 def per_class(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n indices of each class (all of a class that has fewer), drawn with `seed`, sorted."""
-    rng = np.random.default_rng(seed)
-    picks = [rng.choice(m, size=min(n, len(m)), replace=False) for m in (np.flatnonzero(y == c) for c in np.unique(y))]
-    return np.sort(np.concatenate(picks))
+    return draw_per_class(y, lambda n_c: min(n, n_c), seed)
 
 
 def read_simclr_list(path: Path) -> dict[str, str]:
