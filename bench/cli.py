@@ -4,6 +4,7 @@
     bench status sweeps/masks.yaml    # where every run stands
     bench collate sweeps/masks.yaml   # the CSV leaderboard, printed
     bench eval runs/masks/RUN_ID      # (re-)evaluate a run folder, or every run of a sweep folder
+    bench cancel sweeps/masks.yaml    # cancel the jobs of a sweep's active runs
     bench train -c my.yaml optim.lr=5e-4 --out runs/scratch/one   # one run, in this process
 
 User mistakes (bad YAML, unknown keys, missing data) print one line on stderr and exit with 2.
@@ -26,6 +27,12 @@ app = typer.Typer(
 
 RootOption = Annotated[
     Path, typer.Option("--root", envvar="BENCH_ROOT", help="Folder holding one sub-folder per sweep.")
+]
+ProfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--profile", envvar="BENCH_SLURM_PROFILE", help="SLURM cluster profile (YAML: partition, account, ...)."
+    ),
 ]
 
 
@@ -71,28 +78,35 @@ def print_table(table) -> None:
 def sweep(
     file: Annotated[Path, typer.Argument(help="Sweep YAML, e.g. sweeps/masks.yaml.")],
     root: RootOption = Path("runs"),
-    executor: Annotated[str | None, typer.Option(help="local | debug (default: the sweep's, else local).")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="local | debug | slurm (default: the sweep's, else slurm when sbatch is here)")
+    ] = None,
+    profile: ProfileOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Block until every run has finished.")] = False,
     parallel: Annotated[int, typer.Option(help="Local executor: runs trained at the same time.")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Resubmit failed runs too.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; launch nothing.")] = False,
 ) -> None:
-    """Expand a sweep into runs and launch those not done yet."""
-    from bench.launch import EXECUTORS, launch
+    """Expand a sweep into runs and launch those not done yet (never one twice)."""
+    from bench import slurm
+    from bench.launch import EXECUTORS, LaunchOptions, launch
     from bench.launch import wait as wait_for
     from bench.sweep import load_sweep
 
     spec = load_sweep(file)
-    name = executor or spec.executor or "local"
+    name = executor or spec.executor or ("slurm" if slurm.available() else "local")
     EXECUTORS.get(name)  # an unknown executor fails here, with the valid ones, before anything runs
+    options = LaunchOptions(parallel=parallel, slurm=slurm.slurm_config(spec.slurm, profile))
     if dry_run:
         for run in spec.runs:
             typer.echo(f"{run.run_id}  {run.axes}  seed={run.config.seed}")
         return
-    submitted = launch(spec, root, name, parallel, retry_failed)
+    submitted = launch(spec, root, name, options, retry_failed)
     skipped = len(spec.runs) - len(submitted)
     where = root / spec.name
-    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}, {skipped} skipped -> {where}")
+    jobs = sorted({job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"})
+    shown = f" (jobs {', '.join(jobs[:4])}{' ...' if len(jobs) > 4 else ''})" if jobs else ""
+    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}{shown}, {skipped} skipped -> {where}")
     if wait:
         wait_for(spec, root)
         typer.echo(f"sweep {spec.name}: finished")
@@ -111,6 +125,21 @@ def status(
     if table.empty:
         raise BenchError(f"no runs under {sweep_dir(target, root)}")
     print_table(table)
+
+
+@app.command()
+@user_errors
+def cancel(
+    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    root: RootOption = Path("runs"),
+) -> None:
+    """Cancel the jobs of a sweep's active runs; `bench sweep` later resumes them from their checkpoints."""
+    from bench.launch import cancel as cancel_runs
+    from bench.results import run_dirs
+
+    folder = sweep_dir(target, root)
+    cancelled = cancel_runs(run_dirs(folder), folder)
+    typer.echo(f"{folder.name}: {len(cancelled)} run(s) cancelled")
 
 
 @app.command()
@@ -151,15 +180,17 @@ def collate(
 def evaluate(
     target: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder to evaluate all its runs.")],
     executor: Annotated[
-        str | None, typer.Option(help="Submit the evaluation as its own job (local | debug); default: here.")
+        str | None, typer.Option(help="Submit the evaluation as its own job (local | debug | slurm); default: here.")
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Evaluate finished runs: k-NN, few-shot k-NN, linear and low-shot probes (writes eval.json)."""
+    from bench import slurm
     from bench.config import read_config
-    from bench.engine import CONFIG
     from bench.evals.run import evaluate_run
-    from bench.launch import EXECUTORS, Job, setup_logging
+    from bench.launch import EXECUTORS, LaunchOptions, Task, setup_logging, submit, sweep_lock
     from bench.results import run_dirs
+    from bench.rundir import CONFIG
 
     setup_logging()
     if not target.exists():
@@ -168,12 +199,14 @@ def evaluate(
     if not dirs:
         raise BenchError(f"{target} holds no run folders")
     if executor is not None:
-        make_executor = EXECUTORS.get(executor)
-        folder = (target.parent if target in dirs and len(dirs) == 1 else target) / "submitit"
-        job = make_executor(folder).submit(Job([(read_config(d / CONFIG), d) for d in dirs], train=False))
-        typer.echo(f"evaluation of {len(dirs)} run(s) submitted on {executor}: job {job.job_id}")
-        if executor == "debug":
-            job.result()
+        EXECUTORS.get(executor)
+        folder = target.parent if target in dirs and len(dirs) == 1 else target
+        options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
+        tasks = [Task(read_config(d / CONFIG), d, train=False) for d in dirs]
+        with sweep_lock(folder):
+            jobs = submit(tasks, folder / "submitit", executor, options)
+        ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
+        typer.echo(f"evaluation of {len(dirs)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}")
         return
     for run_dir in dirs:
         record = evaluate_run(run_dir)
@@ -191,10 +224,10 @@ def train(
 ) -> None:
     """Train one run in this process, under its budget, then evaluate it."""
     from bench.config import build_config, load_yaml
-    from bench.launch import Job
+    from bench.launch import Job, Task
 
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
-    summaries = Job([(cfg, out)], evaluate=evaluate)()
+    summaries = Job([Task(cfg, out, evaluate=evaluate)])()
     if not summaries:
         typer.echo(f"{out}: already done")
         return

@@ -63,7 +63,7 @@ class OptimConfig:
     `warmup` is a fraction of the budget (40 of 300 epochs in the official config).
     """
 
-    batch_size: int = 128
+    batch_size: int = 128  # global: split evenly over the processes of a multi-process job
     lr: float = 1e-3
     start_lr: float = 2e-4
     final_lr: float = 1e-6
@@ -192,6 +192,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise BenchError(f"{key}: expected an integer, got {value!r}")
             return int(value)
         return float(value)
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise BenchError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
     if tp is str:
         if not isinstance(value, str):
             raise BenchError(f"{key}: expected a string, got {value!r}")

@@ -9,7 +9,14 @@ of the budget spent (bench/schedules.py), so the schedule ends when the budget d
 
 The run folder holds `config.yaml`, `metrics.jsonl`, `summary.json` and `checkpoint.pt`
 (written atomically). Calling `train` again on the same folder resumes from the
-checkpoint with the same schedule, data order and masks; compute is summed, never reset.
+checkpoint with the same schedule, data order, augmentations and masks; compute is summed,
+never reset, and the steps a crash lost are counted apart (`device_hours_lost`).
+
+Multi-process training: when torch.distributed is initialised (bench/launch.py does it from
+the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
+trains on its share of the same global batch (`optim.batch_size`), with masks drawn for
+the whole batch, so the run matches a single-process run on that batch. Process 0 writes
+the run folder and its clock is the budget's.
 """
 
 import json
@@ -26,35 +33,55 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench import schedules
-from bench.config import BudgetConfig, RunConfig, config_hash, read_config, write_config
+from bench.config import BudgetConfig, RunConfig
 from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
 from bench.flops import flop_counter_mode
 from bench.methods import augmentation, build_method
+from bench.rundir import CHECKPOINT, METRICS, SUMMARY, parse_record, prepare_run_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT, SUMMARY, METRICS, CONFIG = "checkpoint.pt", "summary.json", "metrics.jsonl", "config.yaml"
 
 
 # --- runtime ------------------------------------------------------------------------------
 
 
 def select_device(cfg: RunConfig) -> torch.device:
+    """The configured device; on CUDA, the GPU of this process's local rank (LOCAL_RANK)."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise BenchError("device=cuda was asked for but no CUDA device is visible")
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
+    kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind != "cuda":
+        return torch.device(kind)
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
 
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-def world_size() -> int:
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def ranks() -> Ranks:
+    """This process's rank and the number of processes (1 without torch.distributed)."""
     dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks()
+
+
+class Preempted(Exception):
+    """Training stopped at a step boundary because `stop()` asked; the checkpoint holds that step."""
 
 
 def autocast(device: torch.device, precision: str):
@@ -71,6 +98,8 @@ class Spent:
     flops: float = 0.0
     device_seconds: float = 0.0
     images: int = 0
+    restarts: int = 0  # resumptions from a checkpoint (preemptions, timeouts, crashes)
+    lost_device_seconds: float = 0.0  # steps trained, lost in a crash, trained again: not charged
 
 
 class Budget:
@@ -112,13 +141,18 @@ class Budget:
 
 class StepSampler(Sampler):
     """Yields batches of (step, index) for steps start, start+1, ...: the order of epoch e is a
-    permutation seeded by (seed, e), so a resumed run sees the same data at the same step."""
+    permutation seeded by (seed, e), so a resumed run sees the same data at the same step.
+    Process `rank` of `world` gets its contiguous share of each global batch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start_step: int) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, ranks: Ranks = Ranks()) -> None:
         if n < batch_size:
             raise BenchError(f"optim.batch_size={batch_size} is larger than the dataset ({n} images)")
+        if batch_size % ranks.world:
+            raise BenchError(f"optim.batch_size={batch_size} does not split evenly over {ranks.world} processes")
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start_step
         self.steps_per_epoch = n // batch_size
+        self.local = batch_size // ranks.world
+        self.offset = ranks.rank * self.local
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         step, perm, perm_epoch = self.start, None, -1
@@ -127,28 +161,38 @@ class StepSampler(Sampler):
             if epoch != perm_epoch:
                 perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7_919 + epoch))
                 perm_epoch = epoch
-            yield [(step, int(j)) for j in perm[i * self.batch_size : (i + 1) * self.batch_size]]
+            start = i * self.batch_size + self.offset
+            yield [(step, int(j)) for j in perm[start : start + self.local]]
             step += 1
 
 
 class StepTagged(Dataset):
-    def __init__(self, inner: Dataset) -> None:
-        self.inner = inner
+    """(step, index) -> (step, image, label), the augmentation drawn from a generator seeded by
+    (seed, step, index): the same image gets the same crop at the same step whatever process or
+    data-loader worker loads it, so resumed and multi-process runs see what one process would."""
+
+    def __init__(self, inner: Dataset, seed: int) -> None:
+        self.inner, self.seed = inner, seed
 
     def __len__(self) -> int:
         return len(self.inner)
 
     def __getitem__(self, key: tuple[int, int]):
         step, i = key
-        image, label = self.inner[i]
+        with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global generator
+            torch.manual_seed((self.seed * 1_000_003 + step) * 1_000_033 + i)
+            image, label = self.inner[i]
         return step, image, label
 
 
 class Collate:
-    """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers."""
+    """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
 
-    def __init__(self, sampler: Callable[[int, int], dict] | None) -> None:
-        self.sampler = sampler
+    The inputs are drawn for the global batch and process `rank` keeps its share, cut along
+    each input's batch dimension (the sampler's `batch_dims`, default 0)."""
+
+    def __init__(self, sampler: Callable[[int, int], dict] | None, ranks: Ranks = Ranks()) -> None:
+        self.sampler, self.ranks = sampler, ranks
 
     def __call__(self, samples) -> dict:
         step = samples[0][0]
@@ -158,7 +202,12 @@ class Collate:
             "labels": torch.tensor([s[2] for s in samples]),
         }
         if self.sampler is not None:
-            batch.update(self.sampler(len(samples), step))
+            world = self.ranks.world
+            inputs = self.sampler(len(samples) * world, step)
+            if world > 1:
+                dims = getattr(self.sampler, "batch_dims", {})
+                inputs = {k: v.chunk(world, dims.get(k, 0))[self.ranks.rank] for k, v in inputs.items()}
+            batch.update(inputs)
         return batch
 
 
@@ -181,54 +230,34 @@ def save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def parse_record(line: str) -> dict | None:
-    """One metrics.jsonl line; None for a line a crash left half-written."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None
-
-
-def trim_metrics(path: Path, step: int) -> None:
-    """Drop records past the checkpoint's step: those steps were lost and will be trained again."""
+def trim_metrics(path: Path, step: int) -> float:
+    """Drop records past the checkpoint's step: those steps were lost and will be trained again.
+    Returns the device-seconds the last dropped record had counted (0 when none was dropped)."""
     if not path.is_file():
-        return
+        return 0.0
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if (record := parse_record(line)) is not None and record["step"] <= step]
+    records = [parse_record(line) for line in lines]
+    kept = [line for line, r in zip(lines, records, strict=True) if r is not None and r["step"] <= step]
+    dropped = [r for r in records if r is not None and r["step"] > step]
     if len(kept) != len(lines):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(kept))
         os.replace(tmp, path)
-
-
-def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
-    """Create the folder and write the config; refuse to resume a folder made with another config."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONFIG
-    if path.is_file():
-        if config_hash(read_config(path)) != config_hash(cfg):
-            raise BenchError(f"{run_dir} holds a run with a different config; use a new folder")
-    else:
-        write_config(cfg, path)
+    return dropped[-1]["device_hours"] * 3600.0 if dropped else 0.0
 
 
 # --- the loop -----------------------------------------------------------------------------
 
 
-def train(cfg: RunConfig, run_dir: Path) -> dict:
-    """Train until the budget is spent (resuming if a checkpoint exists); return the summary."""
+def train(cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None) -> dict:
+    """Train until the budget is spent (resuming if a checkpoint exists); return the summary.
+
+    `stop` is asked after every step; when it says True the step is checkpointed and
+    `Preempted` raised (bench/launch.py turns SLURM's pre-emption signal into it)."""
     run_dir = Path(run_dir)
-    prepare_run_dir(cfg, run_dir)
+    where = ranks()
+    if where.main:
+        prepare_run_dir(cfg, run_dir)
     done = read_json(run_dir / SUMMARY)
     if done and done.get("status") == "done":
         return done
@@ -247,37 +276,42 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         method.load_state_dict(ckpt["method"])
         optimizer.load_state_dict(ckpt["optimizer"])
         spent = Spent(**ckpt["spent"])
-        torch.set_rng_state(ckpt["rng"])  # augmentation draws continue where they stopped
+        spent.restarts += 1
+        torch.set_rng_state(ckpt["rng"])  # the model's own draws continue where they stopped
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:  # so do draws on the GPU (data2vec's noise)
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         log.info("resuming %s at step %d", run_dir, spent.steps)
 
-    trim_metrics(run_dir / METRICS, spent.steps)
-    sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, start_step=spent.steps)
+    if where.main:
+        counted = trim_metrics(run_dir / METRICS, spent.steps)
+        spent.lost_device_seconds += max(counted - spent.device_seconds, 0.0)
+    sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, spent.steps, where)
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
     loader = DataLoader(
-        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, crop_scale, hflip))),
+        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, crop_scale, hflip)), cfg.seed),
         batch_sampler=sampler,
-        collate_fn=Collate(method.input_sampler()),
+        collate_fn=Collate(method.input_sampler(), where),
         num_workers=cfg.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keep the global RNG for augmentation only
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     summary = {
         "status": "running",
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
-        "device": {"kind": device_name(device), "count": world_size()},
+        "device": {"kind": device_name(device), "count": where.world},
     }
     try:
-        last = run_loop(cfg, method, optimizer, loader, budget, device, run_dir)
+        last = run_loop(cfg, method, optimizer, loader, budget, device, run_dir, stop)
     except TrainingFailed as e:
         summary.update(status="failed", reason=str(e), compute=compute_summary(budget, len(data)))
-        write_json(summary, run_dir / SUMMARY)
+        if where.main:
+            write_json(summary, run_dir / SUMMARY)
         raise
     summary.update(status="done", compute=compute_summary(budget, len(data)), final_loss=last)
-    write_json(summary, run_dir / SUMMARY)
-    log.info("run %s done: %s", run_dir, summary["compute"])
+    if where.main:
+        write_json(summary, run_dir / SUMMARY)
+        log.info("run %s done: %s", run_dir, summary["compute"])
     return summary
 
 
@@ -290,24 +324,47 @@ def compute_summary(budget: Budget, n_train: int) -> dict:
         "images_seen": s.images,
         "epochs": s.images / n_train,
         "budget_used": budget.fraction_used(),
+        "restarts": s.restarts,
+        "device_hours_lost": s.lost_device_seconds / 3600.0,
     }
 
 
-def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path) -> float | None:
+def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, stop=None) -> float | None:
+    if not ranks().main:  # process 0 writes the run folder
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop)
     with (run_dir / METRICS).open("a") as metrics:
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics)
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop)
 
 
-def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics) -> float | None:
+def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop) -> float | None:
+    where = ranks()
+    dist = torch.distributed
+    model = method
+    if where.world > 1:  # gradients averaged over the processes: the mean over the global batch
+        ids = [device] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(method, device_ids=ids)
     flops_per_shape: dict[tuple, float] = {}
-    devices = world_size()
-    lr_scale = schedules.lr_scale(cfg.optim, devices)
+    devices = where.world
+    lr_scale = schedules.lr_scale(cfg.optim)
     loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
     last_ckpt = time.perf_counter()
     excluded = 0.0  # checkpoint writes and FLOP-counting overhead are not training time
     plain_seconds, plain_steps = 0.0, 0  # time of steps run without the FLOP counter
     t0 = time.perf_counter()
     seconds0 = budget.spent.device_seconds
+
+    def save() -> None:
+        save_atomic(
+            {
+                "method": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "spent": vars(budget.spent).copy(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            run_dir / CHECKPOINT,
+        )
+
     batches = iter(loader)
     method.train()
     while not budget.done():
@@ -331,7 +388,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         with counter:
             # 1. forward
             with autocast(device, cfg.precision):
-                out = method(batch)
+                out = model(batch)
             loss = out["loss"]
             # 2. backward
             optimizer.zero_grad(set_to_none=True)
@@ -349,12 +406,17 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         else:
             plain_seconds, plain_steps = plain_seconds + step_seconds, plain_steps + 1
 
+        elapsed, stopping = time.perf_counter() - t0 - excluded, stop is not None and stop()
+        if where.world > 1:  # process 0's clock and decision, so every process stops at the same step
+            shared = torch.tensor([elapsed, float(stopping)], dtype=torch.float64, device=device)
+            dist.broadcast(shared, 0)
+            elapsed, stopping = float(shared[0]), bool(shared[1])
         s = budget.spent
         before = budget.used()
         s.steps += 1
         s.images += len(labels) * devices
         s.flops += flops_per_shape[key] * devices
-        s.device_seconds = seconds0 + (time.perf_counter() - t0 - excluded) * devices
+        s.device_seconds = seconds0 + elapsed * devices
         budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
         momentum = method.after_step(budget.progress())
@@ -363,6 +425,9 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
 
         final = budget.done()
         if s.steps % cfg.log_every == 0 or final:
+            if where.world > 1:
+                dist.all_reduce(loss_sum)
+                loss_sum /= where.world
             last_loss = float(loss_sum) / loss_n
             if not math.isfinite(last_loss):
                 raise TrainingFailed(f"loss is {last_loss} at step {s.steps}")
@@ -377,24 +442,22 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
                 "flops": s.flops,
                 "device_hours": s.device_seconds / 3600,
             }
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
+            if metrics is not None:
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
             loss_sum.zero_()
             loss_n = 0
-        if final or time.perf_counter() - last_ckpt > cfg.checkpoint_every_s:
+        if stopping and not final:
+            if where.main:
+                save()
+            if where.world > 1:
+                dist.barrier()  # the checkpoint is on disk before any process leaves
+            raise Preempted(f"stopped at step {s.steps}")
+        if where.main and (final or time.perf_counter() - last_ckpt > cfg.checkpoint_every_s):
             t_ckpt = time.perf_counter()
             if not math.isfinite(float(loss.detach())):
                 raise TrainingFailed(f"loss is {float(loss.detach())} at step {s.steps}")
-            save_atomic(
-                {
-                    "method": method.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "spent": vars(s).copy(),
-                    "rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                },
-                run_dir / CHECKPOINT,
-            )
+            save()
             last_ckpt = time.perf_counter()
             excluded += last_ckpt - t_ckpt
     return last_loss

@@ -1,127 +1,294 @@
 """Launching: one job class for every launch, executors registered by name.
 
-`Job` trains a run folder to its budget and evaluates it. It is a submitit Checkpointable:
-on preemption or timeout `checkpoint()` resubmits the same job, which resumes from the
-run's latest checkpoint. Each run folder carries a `state.json` so `bench status` can tell
-queued, running, done, failed and crashed runs apart without asking the executor.
+A `Job` is a list of tasks, each "train this run folder to its budget" and/or "evaluate it".
+It is a submitit Checkpointable: on pre-emption or timeout (SLURM's USR2) training stops at
+the next step boundary with a checkpoint, `checkpoint()` resubmits the same job, and the run
+resumes where it stopped. A job with several tasks per node trains each run with DDP.
 
-    bench sweep sweeps/demo.yaml            # local executor: one process per run, returns at once
-    bench sweep sweeps/demo.yaml --executor debug   # in this process, one after the other
+Executors:
+    local   one process per lane of runs (`--parallel` lanes), each run trained then evaluated
+    debug   in this process, one run after the other
+    slurm   one job array per sweep for training, one chained evaluation array (bench/slurm.py)
+
+Each run folder says where it stands: `job.json` (written here when a job is submitted) and
+`state.json` (written by the job). Both carry the submission's token, so a run whose latest
+submission has not started yet reads as submitted. Submission holds a lock on the sweep
+folder: two `bench sweep` calls at once never submit a run twice.
+
+    bench sweep sweeps/demo.yaml                      # local (slurm when sbatch is on PATH)
+    bench sweep sweeps/demo.yaml --executor slurm --profile cluster.yaml
 """
 
+import fcntl
 import logging
 import os
+import signal
 import socket
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import submitit
 
+from bench import slurm
 from bench.config import RunConfig
-from bench.engine import prepare_run_dir, read_json, write_json
 from bench.errors import BenchError, TrainingFailed
 from bench.registry import Registry
+from bench.rundir import STATE, SUBMISSION, SUMMARY, last_line, prepare_run_dir, read_json, write_json
+from bench.slurm import SlurmConfig
 from bench.sweep import Sweep
 
 log = logging.getLogger(__name__)
 
-STATE = "state.json"
 EXECUTORS: Registry = Registry("executor")
+ACTIVE = ("submitted", "running", "requeued", "evaluating")  # a job owns the run
+FINISHED = ("done", "failed", "crashed", "cancelled")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+@dataclass
+class Task:
+    config: RunConfig
+    run_dir: Path
+    train: bool = True  # train to the budget (resuming), or only evaluate a trained run
+    evaluate: bool = True
+
+
+@dataclass
+class LaunchOptions:
+    parallel: int = 1  # local: runs trained at the same time
+    evaluate: bool = True
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    name: str = "bench"  # job name on the cluster
+
+
+# --- the job ------------------------------------------------------------------------------
+
+
 def write_state(run_dir: Path, state: str, **extra) -> None:
     write_json({"state": state, "time": time.time(), "host": socket.gethostname(), **extra}, run_dir / STATE)
 
 
-class Job:
-    """Train each (config, run folder) of `runs` in turn, resuming any that holds a checkpoint,
-    then evaluate it. A failed run is recorded in its state.json and the next one still runs.
-    With train=False the job only evaluates finished runs (evaluation as its own job)."""
+def job_environment() -> submitit.JobEnvironment | None:
+    try:
+        return submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job (e.g. `bench train`)
+        return None
 
-    def __init__(
-        self, runs: list[tuple[RunConfig, Path]], threads: int = 0, evaluate: bool = True, train: bool = True
-    ) -> None:
-        self.runs = [(cfg, Path(run_dir)) for cfg, run_dir in runs]
-        self.threads, self.evaluate, self.train = threads, evaluate, train
+
+def init_distributed(env: submitit.JobEnvironment | None) -> bool:
+    """One process per task: join them into a torch.distributed group (NCCL on GPUs, gloo on CPU)."""
+    if env is None or env.num_tasks < 2:
+        return False
+    import torch
+
+    submitit.helpers.TorchDistributedEnvironment().export()  # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+class Job:
+    """Run each task in turn: train (resuming from any checkpoint), then evaluate. A failed
+    task is recorded in its state.json and the next one still runs."""
+
+    def __init__(self, tasks: list[Task], token: str | None = None, threads: int = 0) -> None:
+        self.tasks, self.token, self.threads = tasks, token, threads
+        self.signal: tuple | None = None  # the pre-emption signal, caught during training
+        self.main = True  # process 0 of the job (or its only process)
 
     def __call__(self) -> list[dict]:
         import torch
 
         setup_logging()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0))
+        if threads:
+            torch.set_num_threads(threads)
+        env = job_environment()
+        distributed = init_distributed(env)
+        self.main = not distributed or torch.distributed.get_rank() == 0
+        job_id = env.job_id if env else None
         try:
-            job_id = submitit.JobEnvironment().job_id
-        except RuntimeError:  # not inside a submitit job (e.g. `bench train`)
-            job_id = None
-        summaries, errors = [], []
-        if not self.train:
-            from bench.evals.run import evaluate_run
+            with self.deferred_preemption() as preempt:
+                return self.run_all(job_id, preempt)
+        finally:
+            if distributed:
+                torch.distributed.destroy_process_group()
 
-            for _, run_dir in self.runs:
-                try:
-                    summaries.append(evaluate_run(run_dir))
-                except Exception as e:  # one bad run does not stop the others' evaluation
-                    log.error("evaluating %s failed: %s", run_dir, e)
-                    errors.append(e)
-            if errors:
-                raise errors[0]
-            return summaries
-        for cfg, run_dir in self.runs:
-            prepare_run_dir(cfg, run_dir)  # a folder made with another config is refused, even when done
-            if run_state(run_dir)["state"] == "done":
-                continue
+    def state(self, run_dir: Path, state: str, **extra) -> None:
+        if self.main:  # process 0 speaks for a multi-process job
+            write_state(run_dir, state, token=self.token, pid=os.getpid(), **extra)
+
+    def run_all(self, job_id: str | None, preempt) -> list[dict]:
+        from bench.engine import Preempted, train
+        from bench.evals.run import evaluate_run
+
+        summaries, errors = [], []
+        for task in self.tasks:
+            job = {"job_id": job_id} if job_id else {}
             try:
-                summaries.append(self.run_one(cfg, run_dir, job_id))
-            except Exception as e:  # recorded in the run's state.json; the other runs carry on
+                summary = read_json(task.run_dir / SUMMARY) or {}
+                if task.train:
+                    if self.main:
+                        prepare_run_dir(task.config, task.run_dir)  # another config in the folder is refused
+                    if (read_json(task.run_dir / STATE) or {}).get("state") == "done":
+                        continue
+                    self.state(task.run_dir, "running", **job)
+                    summary = train(task.config, task.run_dir, stop=lambda: self.signal is not None)
+                    if not task.evaluate:
+                        self.state(task.run_dir, "trained", **job)
+                if task.evaluate and self.main:
+                    if summary.get("status") != "done":
+                        raise BenchError(f"{task.run_dir} is not trained yet: nothing to evaluate")
+                    self.state(task.run_dir, "evaluating", **job)
+                    summary["eval"] = evaluate_run(task.run_dir)
+                    self.state(task.run_dir, "done", **job)
+                summaries.append(summary)
+            except Preempted:
+                self.state(task.run_dir, "requeued", **job)
+                preempt()  # submitit checkpoints this job, requeues it and exits
+                return summaries  # other processes of the job: process 0 requeues for them
+            except Exception as e:  # recorded in the run's state.json; the other tasks carry on
+                reason = str(e) if isinstance(e, TrainingFailed | BenchError) else f"{type(e).__name__}: {e}"
+                log.error("%s failed: %s", task.run_dir, reason)
+                self.state(task.run_dir, "failed", error=(reason.splitlines() or [""])[0], **job)
                 errors.append(e)
         if errors:
             raise errors[0]
         return summaries
 
-    def run_one(self, cfg: RunConfig, run_dir: Path, job_id: str | None) -> dict:
-        from bench.engine import train
-        from bench.evals.run import evaluate_run
+    @contextmanager
+    def deferred_preemption(self) -> Iterator:
+        """SLURM warns a job with USR2 before pre-empting it or ending its time; submitit's
+        handler then checkpoints and requeues at once. During training the signal is held until
+        the current step ends and the engine has written a checkpoint at that step."""
+        previous = signal.getsignal(signal.SIGUSR2)
+        if not callable(previous):  # not in a submitit job: nothing to requeue
+            yield lambda: None
+            return
+        training = {"now": False}
 
-        prepare_run_dir(cfg, run_dir)
-        previous = read_json(run_dir / STATE) or {}
-        job = {"job_id": job_id or previous.get("job_id"), "executor": previous.get("executor")}
-        write_state(run_dir, "running", pid=os.getpid(), **job)
+        def handler(signum, frame) -> None:
+            if training["now"]:
+                self.signal = (signum, frame)  # the engine stops after this step
+            else:
+                previous(signum, frame)
+
+        def preempt() -> None:
+            training["now"] = False
+            if self.main:  # the other processes stopped because process 0 did; it requeues the job
+                previous(*self.signal)
+
+        signal.signal(signal.SIGUSR2, handler)
+        training["now"] = True
         try:
-            summary = train(cfg, run_dir)
-            if self.evaluate:
-                summary["eval"] = evaluate_run(run_dir)
-        except TrainingFailed as e:
-            write_state(run_dir, "failed", error=str(e), **job)
-            raise
-        except Exception as e:  # record why the run died for `bench status`, then re-raise
-            write_state(run_dir, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0], **job)
-            raise
-        write_state(run_dir, "done", **job)
-        return summary
+            yield preempt
+        finally:
+            signal.signal(signal.SIGUSR2, previous)
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on preemption/timeout: resubmit; each run resumes from its checkpoint."""
-        for _, run_dir in self.runs:
-            if run_state(run_dir)["state"] == "running":
-                write_state(run_dir, "requeued")
-        return submitit.helpers.DelayedSubmission(Job(self.runs, self.threads, self.evaluate, self.train))
+        """Called by submitit on pre-emption/timeout: resubmit; each run resumes from its checkpoint."""
+        for task in self.tasks:
+            if (read_json(task.run_dir / STATE) or {}).get("state") == "running":
+                self.state(task.run_dir, "requeued")
+        return submitit.helpers.DelayedSubmission(Job(self.tasks, self.token, self.threads))
+
+
+# --- executors: submit tasks, say which job runs each ---------------------------------------
 
 
 @EXECUTORS.register("local")
-def local_executor(folder: Path) -> submitit.Executor:
+def submit_local(tasks: list[Task], folder: Path, options: LaunchOptions, token: str) -> list[dict]:
+    """`parallel` lanes, one process each, its runs one after another, each lane its share of the cores."""
+    if options.parallel < 1:
+        raise BenchError(f"--parallel must be >= 1, got {options.parallel}")
     executor = submitit.LocalExecutor(folder=folder)
     executor.update_parameters(timeout_min=7 * 24 * 60)
-    return executor
+    lanes = [tasks[i :: options.parallel] for i in range(min(options.parallel, len(tasks)))]
+    threads = max(1, (os.cpu_count() or 1) // len(lanes))
+    jobs = {}
+    for lane in lanes:
+        job = executor.submit(Job(lane, token, threads))
+        for task in lane:
+            jobs[task.run_dir] = {"job_id": job.job_id, "pid": int(job.job_id), "log": str(job.paths.stderr)}
+    return [jobs[task.run_dir] for task in tasks]
 
 
 @EXECUTORS.register("debug")
-def debug_executor(folder: Path) -> submitit.Executor:
-    return submitit.DebugExecutor(folder=folder)
+def submit_debug(tasks: list[Task], folder: Path, options: LaunchOptions, token: str) -> list[dict]:
+    """In this process, one run after the other; a failed run is recorded and the next one runs."""
+    executor = submitit.DebugExecutor(folder=folder)
+    jobs = []
+    for task in tasks:
+        job = executor.submit(Job([task], token))
+        try:
+            job.result()
+        except Exception as e:  # the run recorded its failure in state.json; carry on with the sweep
+            log.error("%s failed: %s", task.run_dir.name, str(e).splitlines()[-1] if str(e) else type(e).__name__)
+        jobs.append({"job_id": job.job_id})
+    return jobs
+
+
+def submit_array(executor, jobs: list[Job]) -> list:
+    with executor.batch():  # one sbatch for all of them
+        submitted = [executor.submit(job) for job in jobs]
+    return submitted
+
+
+@EXECUTORS.register("slurm")
+def submit_slurm(tasks: list[Task], folder: Path, options: LaunchOptions, token: str) -> list[dict]:
+    """A training array (one task per run, `array_parallelism` at once) and an evaluation array
+    chained to it task by task; runs already trained get an evaluation array of their own."""
+    cfg = options.slurm
+    jobs: dict[Path, dict] = {task.run_dir: {} for task in tasks}
+    to_train = [task for task in tasks if task.train]
+    to_evaluate = [task for task in tasks if not task.train]
+    if to_train:
+        executor = slurm.executor(folder, cfg, f"{options.name}-train", evaluation=False)
+        trained = submit_array(executor, [Job([replace(task, evaluate=False)], token) for task in to_train])
+        for task, job in zip(to_train, trained, strict=True):
+            jobs[task.run_dir] |= {"job_id": job.job_id, "log": str(job.paths.stderr)}
+        if options.evaluate:
+            first = trained[0].job_id
+            after = f"aftercorr:{slurm.array_id(first)}" if "_" in first else f"afterok:{first}"
+            executor = slurm.executor(folder, cfg, f"{options.name}-eval", evaluation=True, dependency=after)
+            evals = submit_array(executor, [Job([replace(t, train=False, evaluate=True)], token) for t in to_train])
+            for task, job in zip(to_train, evals, strict=True):
+                jobs[task.run_dir] |= {"eval_job_id": job.job_id, "eval_log": str(job.paths.stderr)}
+    if to_evaluate:
+        executor = slurm.executor(folder, cfg, f"{options.name}-eval", evaluation=True)
+        evals = submit_array(executor, [Job([task], token) for task in to_evaluate])
+        for task, job in zip(to_evaluate, evals, strict=True):
+            jobs[task.run_dir] |= {"eval_job_id": job.job_id, "eval_log": str(job.paths.stderr)}
+    return [jobs[task.run_dir] for task in tasks]
+
+
+# --- where runs stand -----------------------------------------------------------------------
+
+
+class Queue:
+    """What the cluster says about jobs, asked once (lazily: a local sweep never calls squeue)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, str] | None = None
+        self.answered = True
+
+    def get(self, job_id: str | None) -> str | None:
+        if job_id is None:
+            return None
+        if self._jobs is None:
+            jobs = slurm.queue() if slurm.available() else None
+            self.answered = jobs is not None
+            self._jobs = jobs or {}
+        return self._jobs.get(str(job_id))
+
+    def active(self, job_id: str | None) -> bool:
+        return slurm.is_active(self.get(job_id))
 
 
 def pid_alive(state: dict) -> bool | None:
@@ -137,64 +304,121 @@ def pid_alive(state: dict) -> bool | None:
     return True
 
 
-def run_state(run_dir: Path) -> dict:
-    """The run's state, with 'crashed' for a run whose process is gone without a word."""
+def run_state(run_dir: Path, queue: Queue | None = None) -> dict:
+    """Where the run stands: its state.json, or 'submitted' while its latest submission has not
+    started, with the submission's job ids; 'crashed' when the job that owns it has gone without
+    a word (its process is dead, or SLURM no longer has it), with the last line of its log."""
     state = read_json(run_dir / STATE) or {"state": "new"}
-    if state["state"] in ("submitted", "running", "requeued") and state.get("executor", "local") == "local":
-        if pid_alive(state) is False:
-            state = {**state, "state": "crashed", "error": state.get("error", "process ended without a word")}
+    submission = read_json(run_dir / SUBMISSION) or {}
+    if submission and submission.get("token") != state.get("token"):
+        state = {"state": "submitted", "host": submission.get("host"), **submission}
+    else:
+        state = {**submission, **state}
+    executor, name = state.get("executor"), state["state"]
+    if executor == "slurm" and queue is not None:
+        jobs = {"submitted": ("job_id", "eval_job_id"), "evaluating": ("eval_job_id", "job_id")}
+        watched = [state.get(k) for k in jobs.get(name, ("job_id",))]
+        state["queue"] = next((q for q in map(queue.get, watched) if q), "")
+        if name == "trained" and queue.active(state.get("eval_job_id")):
+            state["state"] = "trained"  # its evaluation is queued
+            state["active"] = True
+        elif name in ACTIVE and queue.answered and not any(queue.active(j) for j in watched):
+            known = state["queue"] or slurm.accounted([j for j in watched if j]).get(str(watched[0]), "")
+            log_file = state.get("eval_log") if name == "evaluating" else state.get("log")
+            reason = last_line(log_file) or "the job left the SLURM queue without a word"
+            state.update(state="crashed", error=f"{known}: {reason}" if known else reason)
+    elif executor == "local" and name in ACTIVE and pid_alive(state) is False:
+        state.update(state="crashed", error=state.get("error") or last_line(state.get("log")) or "process ended")
+    state.setdefault("active", state["state"] in ACTIVE)
     return state
 
 
-def launch(
-    sweep: Sweep, root: Path, executor_name: str, parallel: int = 1, retry_failed: bool = False
-) -> list[tuple[str, str]]:
-    """Submit every run of the sweep that is not done, active or (unless retry_failed) failed.
+@contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the sweep folder (flock: released if the process dies)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with (sweep_dir / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
-    The local executor runs the sweep in `parallel` lanes: one job per lane, its runs one
-    after another, so a workstation is not oversubscribed. The debug executor runs each
-    run in this process, in order.
-    """
-    make_executor = EXECUTORS.get(executor_name)
-    if parallel < 1:
-        raise BenchError(f"--parallel must be >= 1, got {parallel}")
+
+def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchOptions) -> list[dict]:
+    """Write each run's job.json, submit, then record the job ids. Call under `sweep_lock`."""
+    run = EXECUTORS.get(executor_name)
+    token = uuid.uuid4().hex
+    base = {"executor": executor_name, "token": token, "host": socket.gethostname(), "submitted": time.time()}
+    for task in tasks:
+        prepare_run_dir(task.config, task.run_dir)
+        write_json(base, task.run_dir / SUBMISSION)
+    try:
+        jobs = run(tasks, folder, options, token)
+    except Exception as e:  # e.g. sbatch refused the job: the runs go back to where they were
+        for task in tasks:
+            (task.run_dir / SUBMISSION).unlink(missing_ok=True)
+        if isinstance(e, BenchError):
+            raise
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise BenchError(f"{executor_name} submission failed: {reason}") from None
+    for task, job in zip(tasks, jobs, strict=True):
+        write_json(base | job, task.run_dir / SUBMISSION)
+    return jobs
+
+
+def launch(
+    sweep: Sweep, root: Path, executor_name: str, options: LaunchOptions | None = None, retry_failed: bool = False
+) -> list[tuple[str, dict]]:
+    """Submit every run of the sweep that is not done or active (nor failed, unless retry_failed);
+    a trained run whose evaluation was lost is submitted for evaluation only."""
+    options = options or LaunchOptions()
+    EXECUTORS.get(executor_name)
     sweep_dir = root / sweep.name
-    todo = []
-    for run in sweep.runs:
-        state = run_state(sweep_dir / run.run_id)["state"]
-        if state in ("done", "submitted", "running", "requeued") or (state == "failed" and not retry_failed):
-            continue
-        todo.append(run)
-    if not todo:
-        return []
-    for run in todo:
-        prepare_run_dir(run.config, sweep_dir / run.run_id)
-        write_state(sweep_dir / run.run_id, "submitted", executor=executor_name)
-    executor = make_executor(sweep_dir / "submitit")
-    if executor_name == "debug":
-        lanes = [[run] for run in todo]
-        threads = 0
-    else:
-        lanes = [todo[i::parallel] for i in range(min(parallel, len(todo)))]
-        threads = max(1, (os.cpu_count() or 1) // len(lanes))  # each lane its share of the cores
-    submitted = []
-    for lane in lanes:
-        job = executor.submit(Job([(run.config, sweep_dir / run.run_id) for run in lane], threads))
-        if executor_name == "debug":
-            try:
-                job.result()  # the debug executor runs the job here, in this process
-            except Exception as e:  # the run recorded its failure in state.json; carry on with the sweep
-                log.error("%s failed: %s", lane[0].run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
-        for run in lane:
-            run_dir = sweep_dir / run.run_id
-            if run_state(run_dir)["state"] == "submitted":  # not started yet: remember who will run it
-                write_state(run_dir, "submitted", executor=executor_name, job_id=job.job_id, pid=int(job.job_id))
-            submitted.append((run.run_id, job.job_id))
-    return submitted
+    with sweep_lock(sweep_dir):
+        queue, todo = Queue(), []
+        for run in sweep.runs:
+            state = run_state(sweep_dir / run.run_id, queue)
+            if state["active"] or state["state"] == "done" or (state["state"] == "failed" and not retry_failed):
+                continue
+            trained = (
+                state["state"] == "trained"
+                or (read_json(sweep_dir / run.run_id / SUMMARY) or {}).get("status") == "done"
+            )
+            todo.append((run.run_id, Task(run.config, sweep_dir / run.run_id, train=not trained)))
+        if not todo:
+            return []
+        options = replace(options, name=f"bench-{sweep.name}")
+        jobs = submit([task for _, task in todo], sweep_dir / "submitit", executor_name, options)
+    return [(run_id, job) for (run_id, _), job in zip(todo, jobs, strict=True)]
 
 
 def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
-    """Block until every run of the sweep is done, failed or crashed."""
+    """Block until no run of the sweep is active any more."""
     sweep_dir = root / sweep.name
-    while any(run_state(sweep_dir / r.run_id)["state"] in ("submitted", "running", "requeued") for r in sweep.runs):
+    while any(run_state(sweep_dir / r.run_id, Queue())["active"] for r in sweep.runs):
         time.sleep(poll_s)
+
+
+def cancel(run_dirs: list[Path], sweep_dir: Path) -> list[Path]:
+    """Cancel the jobs that own the given runs (scancel; SIGKILL for local processes) and mark the
+    runs cancelled; `bench sweep` resubmits them and they resume from their checkpoints."""
+    with sweep_lock(sweep_dir):
+        queue = Queue()
+        states = {d: run_state(d, queue) for d in run_dirs}
+        owned = {d: s for d, s in states.items() if s["active"]}
+        slurm_ids = sorted(
+            {
+                s[k]
+                for s in owned.values()
+                if s.get("executor") == "slurm"
+                for k in ("job_id", "eval_job_id")
+                if s.get(k)
+            }
+        )
+        slurm.cancel(slurm_ids)
+        for pid in {s["pid"] for s in owned.values() if s.get("executor") == "local" and pid_alive(s)}:
+            os.kill(int(pid), signal.SIGKILL)  # submitit's local jobs ignore SIGTERM
+        for run_dir, state in owned.items():
+            write_state(run_dir, "cancelled", token=state.get("token"))
+    return list(owned)

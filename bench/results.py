@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.config import read_config, to_dict
-from bench.engine import CONFIG, METRICS, SUMMARY, parse_record, read_json
-from bench.evals.run import EVAL
+from bench.rundir import CONFIG, EVAL, METRICS, SUMMARY, last_record, read_json
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value")
 
@@ -22,32 +21,28 @@ def run_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{CONFIG}"))
 
 
-def last_metrics(run_dir: Path) -> dict:
-    path = run_dir / METRICS
-    if not path.is_file():
-        return {}
-    records = [r for line in path.read_text().splitlines() if (r := parse_record(line)) is not None]
-    return records[-1] if records else {}
-
-
 def status_table(sweep_dir: Path) -> pd.DataFrame:
-    from bench.launch import run_state
+    """A row per run: its state (SLURM's view of its job beside it), progress, loss, k-NN@20 and,
+    for a failed or crashed run, the last line of its error."""
+    from bench.launch import Queue, run_state
 
-    rows = []
+    queue, rows = Queue(), []
     for run_dir in run_dirs(sweep_dir):
-        state = run_state(run_dir)
-        metrics = last_metrics(run_dir)
+        state = run_state(run_dir, queue)
+        metrics = last_record(run_dir / METRICS)
         evaluation = read_json(run_dir / EVAL) or {}
+        job = state.get("eval_job_id") if state["state"] in ("evaluating", "trained") else state.get("job_id")
         rows.append(
             {
                 "run": run_dir.name,
                 "state": state["state"],
-                "job": state.get("job_id", ""),
+                "job": job or state.get("job_id", ""),
+                "queue": state.get("queue", ""),
                 "step": metrics.get("step", 0),
                 "progress": round(metrics.get("progress", 0.0), 3),
                 "loss": metrics.get("loss"),
                 "knn@20": evaluation.get("knn", {}).get("top1", {}).get("20"),
-                "error": state.get("error", ""),
+                "error": state.get("error", "") if state["state"] in ("failed", "crashed") else "",
             }
         )
     return pd.DataFrame(rows)

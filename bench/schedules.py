@@ -24,6 +24,6 @@ def weight_decay(progress: float, cfg: OptimConfig) -> float:
     return cfg.final_weight_decay + (cfg.weight_decay - cfg.final_weight_decay) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-def lr_scale(cfg: OptimConfig, devices: int) -> float:
+def lr_scale(cfg: OptimConfig) -> float:
     """MAE's rule: lrs given per `lr_batch` images scale with the global batch (1 when lr_batch is 0)."""
-    return cfg.batch_size * devices / cfg.lr_batch if cfg.lr_batch else 1.0
+    return cfg.batch_size / cfg.lr_batch if cfg.lr_batch else 1.0

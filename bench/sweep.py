@@ -1,7 +1,8 @@
 """Sweeps are data: a YAML file expands into runs with stable ids derived from their config.
 
     name: masks                     # optional; defaults to the file's stem
-    executor: local                 # local | debug
+    executor: local                 # local | debug | slurm (default: slurm when sbatch is on PATH)
+    slurm: {gpus_per_node: 8, tasks_per_node: 8, timeout_min: 240}   # see bench/slurm.py
     budget: {kind: flops, value: 3.0e+12}   # one budget for every run
     base: {backbone: vit_nano_patch4, ijepa.mask.min_keep: 3}
     grid:                           # a mapping: one cartesian grid over dotted keys;
@@ -18,8 +19,9 @@ from pathlib import Path
 
 from bench.config import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
 from bench.errors import BenchError
+from bench.slurm import slurm_config
 
-SWEEP_KEYS = ("name", "executor", "budget", "base", "grid", "seeds")
+SWEEP_KEYS = ("name", "executor", "slurm", "budget", "base", "grid", "seeds")
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Sweep:
     executor: str | None
     runs: list[Run]
     source: Path
+    slurm: dict | None = None  # SLURM parameters over the cluster profile's
 
 
 def _grids(spec) -> list[dict]:
@@ -83,4 +86,6 @@ def load_sweep(path: str | Path) -> Sweep:
     name = str(data.get("name") or path.stem)
     if not name.replace("-", "").replace("_", "").isalnum():
         raise BenchError(f"{path}: sweep name {name!r} may hold only letters, digits, - and _")
-    return Sweep(name, data.get("executor"), list(runs.values()), path)
+    slurm = data.get("slurm")
+    slurm_config(slurm, profile=None)  # an unknown or mistyped SLURM key fails here, before anything runs
+    return Sweep(name, data.get("executor"), list(runs.values()), path, slurm)

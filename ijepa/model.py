@@ -51,6 +51,8 @@ class Predictor(nn.Module):
 class MaskInputs:
     """Picklable (batch_size, step) -> masks, run by the data loader's collate (also in workers)."""
 
+    batch_dims = {"masks_ctx": 0, "masks_tgt": 1}  # ctx (B, Nc), tgt (M, B, Nt)
+
     def __init__(self, masks: MaskGenerator) -> None:
         self.masks = masks
 

@@ -20,13 +20,14 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from bench.config import read_config
 from bench.data import load_split
-from bench.engine import CHECKPOINT, CONFIG, select_device
+from bench.engine import select_device
 from bench.evals import features
 from bench.evals.knn import knn_top1, normalize
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_probe
 from bench.evals.run import lowshot_subsets
 from bench.methods import build_method
+from bench.rundir import CHECKPOINT, CONFIG
 
 
 def timed(fn):

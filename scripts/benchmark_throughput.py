@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 
 from bench.config import build_config
-from bench.engine import METRICS, device_name, select_device, train
+from bench.engine import device_name, select_device, train
+from bench.rundir import METRICS
 
 SMALL = {"ijepa": {"predictor_depth": 2, "predictor_width": 96}}
 PRESETS = {

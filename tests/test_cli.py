@@ -110,7 +110,7 @@ def test_leaderboard_columns_are_the_keys_that_differ():
 @pytest.mark.slow
 def test_local_executor_runs_a_lane_in_the_background(tmp_path):
     path = write_sweep(tmp_path / "s.yaml", name="bg", grid={"ijepa.mask.mode": ["official", "unbiased"]})
-    result = invoke("sweep", path, "--root", tmp_path / "runs", "--wait", "--parallel", "1")
+    result = invoke("sweep", path, "--executor", "local", "--root", tmp_path / "runs", "--wait", "--parallel", "1")
     assert result.exit_code == 0, result.output
     assert "2 run(s) launched on local" in result.output
     runs = sorted((tmp_path / "runs" / "bg").glob("ijepa-*"))

@@ -21,17 +21,18 @@ import torch
 
 from bench.config import RunConfig, read_config
 from bench.data import Split, load_split
-from bench.engine import CHECKPOINT, CONFIG, SUMMARY, read_json, select_device, write_json
+from bench.engine import select_device
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_label, lowshot_probe, simclr_indices, stratified_subset
 from bench.methods import build_method
+from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-EVAL, FEATURES = "eval.json", "features"
+FEATURES = "features"
 
 
 def lowshot_subsets(cfg: RunConfig, train: Split, y: np.ndarray) -> dict[str, list[np.ndarray]]:

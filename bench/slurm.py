@@ -1,0 +1,167 @@
+"""SLURM: a cluster's parameters, the executors that submit to it, and what its queue says.
+
+A sweep's SLURM parameters come from a cluster profile (YAML, `--profile FILE` or
+$BENCH_SLURM_PROFILE) overlaid with the sweep's own `slurm:` section:
+
+    partition: gpu
+    account: my-lab
+    gpus_per_node: 8
+    tasks_per_node: 8        # one training process per GPU (DDP over the job's tasks)
+    cpus_per_task: 10
+    mem_gb: 480
+    timeout_min: 240         # a job that runs out of time checkpoints and requeues itself
+    array_parallelism: 16    # runs of one sweep training at the same time
+    additional: {reservation: ssl}   # any other sbatch option
+
+`bench/launch.py` submits a sweep as one training array and one evaluation array whose task
+i starts when training task i has succeeded (`--dependency=aftercorr`). The queue is read
+with one `squeue` call; `sacct` is asked about jobs that have left it when accounting exists.
+"""
+
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import submitit
+
+from bench.config import from_dict, load_yaml, merge
+from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+PROFILE_ENV = "BENCH_SLURM_PROFILE"
+# SLURM job states in which a job still owns its run (pending, running, or on its way back)
+ACTIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+}
+
+
+@dataclass
+class SlurmConfig:
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    nodes: int = 1
+    tasks_per_node: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    timeout_min: int = 24 * 60
+    eval_timeout_min: int = 4 * 60
+    array_parallelism: int = 64
+    max_num_timeout: int = 30  # requeues after running out of time (pre-emptions are not counted)
+    signal_delay_s: int = 120  # USR2 this long before the time limit: time to checkpoint
+    setup: tuple[str, ...] = ()  # shell lines run before the job, e.g. "module load cuda/12.4"
+    additional: dict = field(default_factory=dict)  # any other sbatch option, e.g. {reservation: ssl}
+
+
+def slurm_config(section: dict | None = None, profile: Path | None = None) -> SlurmConfig:
+    """A cluster profile (YAML of SlurmConfig keys) overlaid with a sweep's `slurm:` section."""
+    data = load_yaml(profile) if profile else {}
+    if section is not None and not isinstance(section, dict):
+        raise BenchError("slurm must be a mapping of SLURM parameters, e.g. {partition: gpu, gpus_per_node: 8}")
+    cfg = from_dict(SlurmConfig, merge(data, section or {}), prefix="slurm.")
+    for name in ("nodes", "tasks_per_node", "timeout_min", "eval_timeout_min", "array_parallelism"):
+        if getattr(cfg, name) < 1:
+            raise BenchError(f"slurm.{name} must be >= 1, got {getattr(cfg, name)}")
+    return cfg
+
+
+def available() -> bool:
+    return shutil.which("sbatch") is not None
+
+
+def executor(folder: Path, cfg: SlurmConfig, name: str, evaluation: bool, dependency: str | None = None):
+    """A submitit SlurmExecutor for a sweep's training jobs, or for its (single-task) evaluations."""
+    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=cfg.max_num_timeout)
+    extra = dict(cfg.additional)
+    if dependency:
+        extra["kill-on-invalid-dep"] = "yes"  # a failed training run cancels its evaluation
+    params = {
+        "job_name": name,
+        "partition": cfg.partition,
+        "account": cfg.account,
+        "qos": cfg.qos,
+        "constraint": cfg.constraint,
+        "exclude": cfg.exclude,
+        "nodes": 1 if evaluation else cfg.nodes,
+        "ntasks_per_node": 1 if evaluation else cfg.tasks_per_node,
+        "gpus_per_node": min(cfg.gpus_per_node, 1) if evaluation else cfg.gpus_per_node,
+        "cpus_per_task": cfg.cpus_per_task,
+        "mem": f"{cfg.mem_gb:g}GB" if cfg.mem_gb else None,
+        "time": cfg.eval_timeout_min if evaluation else cfg.timeout_min,
+        "array_parallelism": cfg.array_parallelism,
+        "signal_delay_s": cfg.signal_delay_s,
+        "setup": list(cfg.setup),
+        "dependency": dependency,
+        "additional_parameters": extra,
+    }
+    ex.update_parameters(**{k: v for k, v in params.items() if v is not None and v != 0})
+    return ex
+
+
+def array_id(job_id: str) -> str:
+    return job_id.split("_")[0]
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning("%s: %s", cmd[0], e)
+        return None
+
+
+def queue() -> dict[str, str] | None:
+    """{job id: "STATE" or "STATE (reason)"} for this user's jobs, array tasks one by one, finished
+    ones too while SLURM remembers them (MinJobAge); None when squeue does not answer."""
+    done = _run(["squeue", "--me", "--noheader", "--array", "--states=all", "--format=%i|%T|%r"])
+    if done is None or done.returncode != 0:
+        if done is not None:
+            log.warning("squeue failed: %s", done.stderr.strip().splitlines()[-1:] or done.returncode)
+        return None
+    jobs = {}
+    for line in done.stdout.splitlines():
+        job, state, reason = (line.split("|") + ["", ""])[:3]
+        jobs[job.strip()] = state if reason in ("", "None") else f"{state} ({reason})"
+    return jobs
+
+
+def accounted(job_ids: list[str]) -> dict[str, str]:
+    """Final states from sacct for jobs squeue has forgotten; {} when accounting is disabled."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    done = _run(
+        ["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State", "-j", ",".join(job_ids)]
+    )
+    if done is None or done.returncode != 0:
+        return {}
+    rows = (line.split("|") for line in done.stdout.splitlines() if "|" in line)
+    return {row[0]: row[1].split()[0] for row in rows if row[1]}
+
+
+def is_active(state: str | None) -> bool:
+    return state is not None and state.split()[0] in ACTIVE
+
+
+def cancel(job_ids: list[str]) -> None:
+    if not job_ids:
+        return
+    done = _run(["scancel", *job_ids])
+    if done is None or done.returncode != 0:
+        raise BenchError(f"scancel failed: {done.stderr.strip() if done else 'not found'}")
