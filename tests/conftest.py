@@ -2,6 +2,8 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from bench.config import build_config
 
@@ -84,3 +86,27 @@ def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
         engine.train(cfg, run_dir)
     monkeypatch.setattr(engine, "save_atomic", real_save)
     return engine.train(cfg, run_dir)
+
+
+# A sweep's base for CLI and launch tests: the tiny I-JEPA above, as sweep YAML keys.
+TINY_BASE = {
+    "backbone": "vit_nano_patch4",
+    "data": {"name": "synthetic", "image_size": 16},
+    "optim.batch_size": 16,
+    "log_every": 2,
+    "ijepa": {"predictor_depth": 1, "predictor_width": 48, "mask": {"num_targets": 2, "min_keep": 0}},
+    "eval": TINY_EVAL,
+}
+
+
+def write_sweep(path, **changes):
+    spec = {"name": "t", "budget": {"kind": "steps", "value": 3}, "base": TINY_BASE, "seeds": [0]}
+    spec.update(changes)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def invoke(*args):
+    from bench.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])

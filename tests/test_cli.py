@@ -4,35 +4,10 @@ import csv
 import json
 
 import pytest
-import yaml
-from typer.testing import CliRunner
 
-from bench.cli import app
 from bench.sweep import load_sweep
 
-from .conftest import TINY_EVAL
-
-runner = CliRunner()
-
-TINY_BASE = {
-    "backbone": "vit_nano_patch4",
-    "data": {"name": "synthetic", "image_size": 16},
-    "optim.batch_size": 16,
-    "log_every": 2,
-    "ijepa": {"predictor_depth": 1, "predictor_width": 48, "mask": {"num_targets": 2, "min_keep": 0}},
-    "eval": TINY_EVAL,
-}
-
-
-def write_sweep(path, **changes):
-    spec = {"name": "t", "budget": {"kind": "steps", "value": 3}, "base": TINY_BASE, "seeds": [0]}
-    spec.update(changes)
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from .conftest import invoke, write_sweep
 
 
 def test_help_on_every_command():

@@ -1,0 +1,263 @@
+"""Launching without a cluster: multi-process batches, step-boundary stops, run states, the
+sweep lock, SLURM parameters and the sbatch scripts the SLURM executor writes (a fake sbatch)."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import torch
+
+from bench import engine, launch
+from bench.errors import BenchError
+from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, run_state, submit_slurm
+from bench.methods import build_method
+from bench.rundir import METRICS, STATE, SUBMISSION, SUMMARY, read_json, write_json
+from bench.slurm import SlurmConfig, slurm_config
+from bench.sweep import load_sweep
+
+from .conftest import TINY_METHODS, invoke, tiny_config, write_sweep
+
+
+@pytest.mark.parametrize("method", list(TINY_METHODS))
+def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
+    """Two processes' batches, put back together along each input's batch dimension, are the
+    single process's batch: same images, same crops, same masks."""
+    cfg = tiny_config(method)
+    model = build_method(cfg, 1)
+    data = engine.load_split(cfg.data, "train")
+    dataset = engine.StepTagged(engine.Transformed(data, engine.train_transform(data, 16, (0.3, 1.0))), seed=0)
+
+    def batch(ranks: engine.Ranks, step: int) -> dict:
+        sampler = engine.StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
+        keys = next(iter(sampler))
+        return engine.Collate(model.input_sampler(), ranks)([dataset[k] for k in keys])
+
+    for step in (0, 40):  # 40: past the first epoch (512 images / 16)
+        whole = batch(engine.Ranks(), step)
+        parts = [batch(engine.Ranks(r, 2), step) for r in range(2)]
+        dims = getattr(model.input_sampler(), "batch_dims", {})
+        for key, value in whole.items():
+            if key == "step":
+                continue
+            dim = dims.get(key, 0)
+            assert torch.equal(torch.cat([p[key] for p in parts], dim=dim), value), key
+            assert parts[0][key].shape[dim] % 8 == 0, key  # cut along a batch dimension (8 images, or 8 x clones)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(BenchError, match="does not split evenly over 3 processes"):
+        engine.StepSampler(512, 16, 0, 0, engine.Ranks(0, 3))
+
+
+def test_augmentation_depends_on_step_and_image_only():
+    cfg = tiny_config()
+    data = engine.load_split(cfg.data, "train")
+    dataset = engine.StepTagged(engine.Transformed(data, engine.train_transform(data, 16, (0.2, 1.0))), seed=0)
+    first = dataset[(5, 7)][1]
+    torch.rand(100)  # the global generator moves on; the crop of (step 5, image 7) does not
+    for key in [(5, 3), (6, 7)]:
+        dataset[key]
+    assert torch.equal(dataset[(5, 7)][1], first)
+    assert not torch.equal(dataset[(6, 7)][1], first)
+
+
+def test_a_stop_request_checkpoints_that_step_and_the_run_resumes_exactly(tmp_path):
+    """The engine's side of a SLURM pre-emption: stop after step 3, checkpoint, resume."""
+    cfg = tiny_config(**{"budget.value": 8, "log_every": 1})
+    whole = engine.train(cfg, tmp_path / "whole")
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    with pytest.raises(engine.Preempted, match="step 3"):
+        engine.train(cfg, tmp_path / "stopped", stop=stop)
+    assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)["spent"]["steps"] == 3
+    resumed = engine.train(cfg, tmp_path / "stopped")
+    assert resumed["compute"]["steps"] == whole["compute"]["steps"] == 8
+    assert resumed["compute"]["flops"] == whole["compute"]["flops"]
+    assert resumed["compute"]["restarts"] == 1 and whole["compute"]["restarts"] == 0
+    assert resumed["compute"]["device_hours_lost"] == 0.0
+
+    def records(name):
+        return [json.loads(line) for line in (tmp_path / name / METRICS).read_text().splitlines()]
+
+    a, b = records("whole"), records("stopped")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 9))
+    assert [r["lr"] for r in a] == [r["lr"] for r in b]
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-5)
+
+
+def test_steps_lost_in_a_crash_are_counted_apart(tmp_path, monkeypatch):
+    from .conftest import train_preempted
+
+    cfg = tiny_config(**{"budget.value": 8, "log_every": 1, "checkpoint_every_s": 0})
+    # every step checkpoints; the 5th save dies: step 5 was logged, then lost and trained again
+    summary = train_preempted(cfg, tmp_path / "run", monkeypatch, die_at_save=5)
+    assert summary["compute"]["steps"] == 8 and summary["compute"]["restarts"] == 1
+    assert summary["compute"]["device_hours_lost"] > 0
+
+
+# --- where runs stand ------------------------------------------------------------------------
+
+
+class FakeQueue(Queue):
+    def __init__(self, jobs: dict | None) -> None:
+        super().__init__()
+        self._jobs, self.answered = jobs or {}, jobs is not None
+
+
+def slurm_run(tmp_path, state: str | None, token="t1", **job):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    (tmp_path / "0_log.err").write_text("Traceback ...\nRuntimeError: CUDA out of memory\n\n")
+    write_json({"executor": "slurm", "token": "t1", "log": str(tmp_path / "0_log.err"), **job}, run_dir / SUBMISSION)
+    if state:
+        write_json({"state": state, "token": token, "host": "elsewhere"}, run_dir / STATE)
+    return run_dir
+
+
+def test_run_state_joins_the_run_folder_and_the_slurm_queue(tmp_path):
+    ids = {"job_id": "7_0", "eval_job_id": "8_0"}
+    # submitted: the new token has not started yet, whatever an older state says
+    run = slurm_run(tmp_path, "failed", token="t0", **ids)
+    state = run_state(run, FakeQueue({"7_0": "PENDING (Priority)", "8_0": "PENDING (Dependency)"}))
+    assert state["state"] == "submitted" and state["active"] and state["queue"] == "PENDING (Priority)"
+    # running, and SLURM still has it
+    run = slurm_run(tmp_path, "running", **ids)
+    assert run_state(run, FakeQueue({"7_0": "RUNNING"}))["active"]
+    # running, but SLURM says it ended: crashed, with SLURM's state and the log's last line
+    state = run_state(run, FakeQueue({"7_0": "OUT_OF_MEMORY"}))
+    assert state["state"] == "crashed" and not state["active"]
+    assert state["error"] == "OUT_OF_MEMORY: RuntimeError: CUDA out of memory"
+    # squeue did not answer: nothing can be concluded
+    assert run_state(run, FakeQueue(None))["state"] == "running"
+    # trained, its evaluation queued: still owned by a job
+    run = slurm_run(tmp_path, "trained", **ids)
+    assert run_state(run, FakeQueue({"8_0": "PENDING (Dependency)"}))["active"]
+    assert not run_state(run, FakeQueue({"8_0": "CANCELLED (DependencyNeverSatisfied)"}))["active"]
+
+
+def test_a_local_run_whose_process_died_is_crashed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    here = {"executor": "local", "token": "a", "host": socket.gethostname()}
+    write_json(here | {"pid": finished.pid}, run / SUBMISSION)
+    assert run_state(run)["state"] == "crashed"
+    write_json(here | {"pid": os.getpid()}, run / SUBMISSION)
+    assert run_state(run)["state"] == "submitted"
+
+
+def test_two_launches_at_once_submit_each_run_once(tmp_path):
+    calls = []
+
+    def slow(tasks, folder, options, token):
+        calls.append([t.run_dir.name for t in tasks])
+        time.sleep(0.5)  # long enough for the other launch to read the states in between, without the lock
+        return [{"job_id": f"{len(calls)}_{i}"} for i in range(len(tasks))]
+
+    EXECUTORS._items["slow-test"] = slow
+    try:
+        spec = load_sweep(write_sweep(tmp_path / "s.yaml", seeds=[0, 1, 2]))
+        results = []
+        threads = [
+            threading.Thread(target=lambda: results.append(launch.launch(spec, tmp_path / "runs", "slow-test")))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del EXECUTORS._items["slow-test"]
+    assert sorted(len(r) for r in results) == [0, 3]
+    assert len(calls) == 1 and len(calls[0]) == 3
+
+
+def test_job_records_a_failure_and_carries_on(tmp_path):
+    good = Task(tiny_config(), tmp_path / "good", evaluate=False)
+    bad = Task(tiny_config(**{"optim.batch_size": 4096}), tmp_path / "bad", evaluate=False)
+    with pytest.raises(BenchError):
+        Job([bad, good], token="x")()
+    assert read_json(tmp_path / "bad" / STATE)["error"].startswith("optim.batch_size=4096 is larger than the dataset")
+    assert read_json(tmp_path / "good" / STATE)["state"] == "trained"
+    assert read_json(tmp_path / "good" / SUMMARY)["status"] == "done"
+
+
+# --- SLURM parameters and scripts ----------------------------------------------------------------
+
+
+def test_slurm_profile_overlaid_with_the_sweep_section(tmp_path):
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text("partition: gpu\naccount: lab\ngpus_per_node: 8\nadditional: {reservation: ssl}\n")
+    cfg = slurm_config({"gpus_per_node": 4, "timeout_min": 60}, profile)
+    assert (cfg.partition, cfg.account, cfg.gpus_per_node, cfg.timeout_min) == ("gpu", "lab", 4, 60)
+    assert cfg.additional == {"reservation": "ssl"}
+    with pytest.raises(BenchError, match="unknown key 'slurm.gpus'; valid keys: partition"):
+        slurm_config({"gpus": 8})
+    with pytest.raises(BenchError, match="slurm.nodes: expected an integer"):
+        slurm_config({"nodes": 1.5})
+    with pytest.raises(BenchError, match="slurm.array_parallelism must be >= 1"):
+        slurm_config({"array_parallelism": 0})
+
+
+def test_a_bad_slurm_key_in_a_sweep_is_one_line_exit_2(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", slurm={"gpus": 8})
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: unknown key 'slurm.gpus'") and result.output.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture
+def fake_sbatch(tmp_path, monkeypatch):
+    """An sbatch on PATH that keeps each script it is given and answers with a new job id."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "sbatch"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(ls {tmp_path}/script-* 2>/dev/null | wc -l); id=$((n + 100))\n"
+        f'cp "$1" {tmp_path}/script-$id\n'
+        'echo "Submitted batch job $id"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return lambda job: (tmp_path / f"script-{job}").read_text()
+
+
+def test_slurm_executor_submits_a_training_array_and_a_chained_evaluation_array(tmp_path, fake_sbatch):
+    tasks = [Task(tiny_config(seed=s), tmp_path / f"run{s}") for s in range(3)]
+    tasks.append(Task(tiny_config(seed=9), tmp_path / "trained", train=False))
+    options = LaunchOptions(slurm=SlurmConfig(partition="gpu", gpus_per_node=8, tasks_per_node=8, array_parallelism=2))
+    jobs = submit_slurm(tasks, tmp_path / "submitit", options, token="t")
+    assert [j.get("job_id") for j in jobs] == ["100_0", "100_1", "100_2", None]
+    assert [j["eval_job_id"] for j in jobs] == ["101_0", "101_1", "101_2", "102"]
+    train, chained, alone = fake_sbatch(100), fake_sbatch(101), fake_sbatch(102)
+    assert "#SBATCH --array=0-2%2" in train and "#SBATCH --partition=gpu" in train
+    assert "#SBATCH --gpus-per-node=8" in train and "#SBATCH --ntasks-per-node=8" in train
+    assert "#SBATCH --signal=USR2@120" in train  # time to checkpoint before the limit
+    assert "dependency" not in train
+    assert "#SBATCH --dependency=aftercorr:100" in chained and "#SBATCH --kill-on-invalid-dep=yes" in chained
+    assert "#SBATCH --gpus-per-node=1" in chained and "#SBATCH --ntasks-per-node=1" in chained
+    assert "dependency" not in alone and "--array" not in alone
+
+
+def test_a_refused_submission_leaves_the_runs_as_they_were(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1], slurm={"partition": "gpu"})
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")
+    assert result.exit_code == 2, result.output
+    assert "slurm submission failed" in result.output and "invalid partition" in result.output
+    assert not list((tmp_path / "runs").glob(f"*/{SUBMISSION}"))
