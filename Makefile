@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   install everything, run sweeps/demo.yaml on Fashion-MNIST, print its leaderboard
-#   make test   install everything, lint, run the test suite (what .ci/run calls)
+#   make test   install everything, start the one-node SLURM cluster, lint, run the test suite (.ci/run)
 .PHONY: setup demo test
 
 BIN := .venv/bin
@@ -12,10 +12,11 @@ setup: .venv/.installed
 	touch $@
 
 demo: setup
-	$(BIN)/bench sweep sweeps/demo.yaml --wait
+	$(BIN)/bench sweep sweeps/demo.yaml --executor local --wait
 	$(BIN)/bench status sweeps/demo.yaml
 	$(BIN)/bench collate sweeps/demo.yaml
 
 test: setup
+	bash scripts/slurm-local.sh up --if-possible
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
