@@ -27,6 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -346,24 +347,26 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
 
 
 def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchOptions) -> list[dict]:
-    """Write each run's job.json, submit, then record the job ids. Call under `sweep_lock`."""
+    """Submit, then record each run's submission (job.json: executor, token, job ids, log files).
+    Call under `sweep_lock`. A refused submission leaves the runs as they were."""
     run = EXECUTORS.get(executor_name)
     token = uuid.uuid4().hex
     base = {"executor": executor_name, "token": token, "host": socket.gethostname(), "submitted": time.time()}
-    for task in tasks:
-        prepare_run_dir(task.config, task.run_dir)
-        write_json(base, task.run_dir / SUBMISSION)
+    with ThreadPoolExecutor(4) as pool:  # a sweep of 1,000 runs writes 1,000 folders: overlap the file system's waits
+        list(pool.map(lambda task: prepare_run_dir(task.config, task.run_dir), tasks))
     try:
         jobs = run(tasks, folder, options, token)
-    except Exception as e:  # e.g. sbatch refused the job: the runs go back to where they were
-        for task in tasks:
-            (task.run_dir / SUBMISSION).unlink(missing_ok=True)
+    except Exception as e:  # e.g. sbatch refused the job
         if isinstance(e, BenchError):
             raise
         reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise BenchError(f"{executor_name} submission failed: {reason}") from None
-    for task, job in zip(tasks, jobs, strict=True):
-        write_json(base | job, task.run_dir / SUBMISSION)
+    with ThreadPoolExecutor(4) as pool:
+        list(
+            pool.map(
+                lambda pair: write_json(base | pair[1], pair[0].run_dir / SUBMISSION), zip(tasks, jobs, strict=True)
+            )
+        )
     return jobs
 
 
