@@ -261,3 +261,18 @@ def test_a_refused_submission_leaves_the_runs_as_they_were(tmp_path, monkeypatch
     assert result.exit_code == 2, result.output
     assert "slurm submission failed" in result.output and "invalid partition" in result.output
     assert not list((tmp_path / "runs").glob(f"*/{SUBMISSION}"))
+
+
+def test_a_job_squeue_forgot_gets_its_final_state_from_sacct(tmp_path, monkeypatch):
+    """With accounting (slurmdbd), sacct remembers what squeue has forgotten; without it
+    (sacct fails, as on the local cluster) the run is still crashed, with its log's last line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho '7_0|OUT_OF_MEMORY '\necho '7_0.batch|OUT_OF_MEMORY'\n")
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    run = slurm_run(tmp_path, "running", job_id="7_0")
+    state = run_state(run, FakeQueue({}))  # squeue answered, but no longer knows job 7_0
+    assert state["state"] == "crashed" and state["error"] == "OUT_OF_MEMORY: RuntimeError: CUDA out of memory"
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    assert run_state(run, FakeQueue({}))["error"] == "RuntimeError: CUDA out of memory"
