@@ -188,7 +188,17 @@ def evaluate(
     from bench import slurm
     from bench.config import read_config
     from bench.evals.run import evaluate_run
-    from bench.launch import EXECUTORS, LaunchOptions, Task, setup_logging, submit, sweep_lock
+    from bench.launch import (
+        EXECUTORS,
+        LaunchOptions,
+        Queue,
+        Task,
+        run_state,
+        setup_logging,
+        submit,
+        sweep_lock,
+        trained,
+    )
     from bench.results import run_dirs
     from bench.rundir import CONFIG
 
@@ -202,11 +212,18 @@ def evaluate(
         EXECUTORS.get(executor)
         folder = target.parent if target in dirs and len(dirs) == 1 else target
         options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
-        tasks = [Task(read_config(d / CONFIG), d, train=False) for d in dirs]
-        with sweep_lock(folder):
+        with sweep_lock(folder):  # a run a job owns, or one not trained yet, is left alone
+            queue = Queue()
+            ready = [d for d in dirs if not run_state(d, queue)["active"] and trained(d)]
+            if not ready:
+                raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
+            tasks = [Task(read_config(d / CONFIG), d, train=False) for d in ready]
             jobs = submit(tasks, folder / "submitit", executor, options)
         ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
-        typer.echo(f"evaluation of {len(dirs)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}")
+        skipped = f", {len(dirs) - len(ready)} skipped (training or owned by a job)" if len(ready) < len(dirs) else ""
+        typer.echo(
+            f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}{skipped}"
+        )
         return
     for run_dir in dirs:
         record = evaluate_run(run_dir)

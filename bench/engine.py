@@ -281,6 +281,8 @@ def train(cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None)
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:  # so do draws on the GPU (data2vec's noise)
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         log.info("resuming %s at step %d", run_dir, spent.steps)
+    if where.world > 1:  # each process its own draws (data2vec's decoder noise), reproducibly
+        torch.manual_seed((cfg.seed * 1_000_003 + where.rank) * 7_919 + spent.steps)
 
     if where.main:
         counted = trim_metrics(run_dir / METRICS, spent.steps)
@@ -406,16 +408,19 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         else:
             plain_seconds, plain_steps = plain_seconds + step_seconds, plain_steps + 1
 
-        elapsed, stopping = time.perf_counter() - t0 - excluded, stop is not None and stop()
-        if where.world > 1:  # process 0's clock and decision, so every process stops at the same step
-            shared = torch.tensor([elapsed, float(stopping)], dtype=torch.float64, device=device)
-            dist.broadcast(shared, 0)
-            elapsed, stopping = float(shared[0]), bool(shared[1])
+        elapsed, step_flops = time.perf_counter() - t0 - excluded, flops_per_shape[key]
+        stopping = stop is not None and stop()
+        save_due = time.perf_counter() - last_ckpt > cfg.checkpoint_every_s
+        bad = not math.isfinite(float(loss.detach())) if where.world == 1 and (save_due or stopping) else False
+        if where.world > 1:
+            elapsed, stopping, save_due, step_flops, bad = agree(
+                where, device, elapsed, stopping, save_due, step_flops, loss
+            )
         s = budget.spent
         before = budget.used()
         s.steps += 1
         s.images += len(labels) * devices
-        s.flops += flops_per_shape[key] * devices
+        s.flops += step_flops
         s.device_seconds = seconds0 + elapsed * devices
         budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
@@ -447,17 +452,34 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
                 metrics.flush()
             loss_sum.zero_()
             loss_n = 0
+        if final and where.world == 1:
+            bad = not math.isfinite(float(loss.detach()))
+        if bad and (final or save_due or stopping):  # never checkpoint a diverged model
+            value = float(loss.detach()) if where.world == 1 else "not finite on a process"
+            raise TrainingFailed(f"loss is {value} at step {s.steps}")
         if stopping and not final:
             if where.main:
                 save()
             if where.world > 1:
                 dist.barrier()  # the checkpoint is on disk before any process leaves
             raise Preempted(f"stopped at step {s.steps}")
-        if where.main and (final or time.perf_counter() - last_ckpt > cfg.checkpoint_every_s):
+        if final or save_due:
             t_ckpt = time.perf_counter()
-            if not math.isfinite(float(loss.detach())):
-                raise TrainingFailed(f"loss is {float(loss.detach())} at step {s.steps}")
-            save()
+            if where.main:
+                save()
             last_ckpt = time.perf_counter()
             excluded += last_ckpt - t_ckpt
     return last_loss
+
+
+def agree(where: Ranks, device, elapsed: float, stopping: bool, save_due: bool, flops: float, loss) -> tuple:
+    """One all-reduce per step, so every process takes the same decisions at the same step:
+    process 0's clock, stop and checkpoint decisions, the FLOPs of all the processes' shares
+    (they can differ: data2vec v1's head runs on each share's masked tokens), and whether any
+    process's loss is not finite."""
+    mine = [elapsed, float(stopping), float(save_due)] if where.main else [0.0, 0.0, 0.0]
+    shared = torch.tensor([*mine, flops, 0.0], dtype=torch.float64, device=device)
+    shared[4] = (~torch.isfinite(loss.detach())).double()
+    torch.distributed.all_reduce(shared)
+    elapsed, stopping, save_due, flops, bad = shared.tolist()
+    return elapsed, stopping > 0, save_due > 0, flops, bad > 0

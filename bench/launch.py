@@ -89,8 +89,10 @@ def init_distributed(env: submitit.JobEnvironment | None) -> bool:
         return False
     import torch
 
-    submitit.helpers.TorchDistributedEnvironment().export()  # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK
-    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK; CUDA_VISIBLE_DEVICES stays SLURM's (the engine
+    # picks the GPU of LOCAL_RANK among the job's), and a value inherited from the submitting shell is replaced
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    torch.distributed.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return True
 
 
@@ -101,6 +103,7 @@ class Job:
     def __init__(self, tasks: list[Task], token: str | None = None, threads: int = 0) -> None:
         self.tasks, self.token, self.threads = tasks, token, threads
         self.signal: tuple | None = None  # the pre-emption signal, caught during training
+        self.training = False  # the signal waits for the end of the step only while training
         self.main = True  # process 0 of the job (or its only process)
 
     def __call__(self) -> list[dict]:
@@ -115,8 +118,8 @@ class Job:
         self.main = not distributed or torch.distributed.get_rank() == 0
         job_id = env.job_id if env else None
         try:
-            with self.deferred_preemption() as preempt:
-                return self.run_all(job_id, preempt)
+            with self.deferred_preemption() as requeue:
+                return self.run_all(job_id, requeue)
         finally:
             if distributed:
                 torch.distributed.destroy_process_group()
@@ -125,7 +128,7 @@ class Job:
         if self.main:  # process 0 speaks for a multi-process job
             write_state(run_dir, state, token=self.token, pid=os.getpid(), **extra)
 
-    def run_all(self, job_id: str | None, preempt) -> list[dict]:
+    def run_all(self, job_id: str | None, requeue) -> list[dict]:
         from bench.engine import Preempted, train
         from bench.evals.run import evaluate_run
 
@@ -140,9 +143,15 @@ class Job:
                     if (read_json(task.run_dir / STATE) or {}).get("state") == "done":
                         continue
                     self.state(task.run_dir, "running", **job)
-                    summary = train(task.config, task.run_dir, stop=lambda: self.signal is not None)
+                    self.training = True
+                    try:
+                        summary = train(task.config, task.run_dir, stop=lambda: self.signal is not None)
+                    finally:
+                        self.training = False
                     if not task.evaluate:
                         self.state(task.run_dir, "trained", **job)
+                    if self.signal:  # it came during the last step: the run is trained, the job goes back
+                        requeue()
                 if task.evaluate and self.main:
                     if summary.get("status") != "done":
                         raise BenchError(f"{task.run_dir} is not trained yet: nothing to evaluate")
@@ -152,7 +161,7 @@ class Job:
                 summaries.append(summary)
             except Preempted:
                 self.state(task.run_dir, "requeued", **job)
-                preempt()  # submitit checkpoints this job, requeues it and exits
+                requeue()  # submitit checkpoints this job, requeues it and exits
                 return summaries  # other processes of the job: process 0 requeues for them
             except Exception as e:  # recorded in the run's state.json; the other tasks carry on
                 reason = str(e) if isinstance(e, TrainingFailed | BenchError) else f"{type(e).__name__}: {e}"
@@ -172,23 +181,20 @@ class Job:
         if not callable(previous):  # not in a submitit job: nothing to requeue
             yield lambda: None
             return
-        training = {"now": False}
 
         def handler(signum, frame) -> None:
-            if training["now"]:
+            if self.training:
                 self.signal = (signum, frame)  # the engine stops after this step
-            else:
+            else:  # setting up, evaluating: requeue now (an evaluation starts again from its feature cache)
                 previous(signum, frame)
 
-        def preempt() -> None:
-            training["now"] = False
-            if self.main:  # the other processes stopped because process 0 did; it requeues the job
+        def requeue() -> None:
+            if self.main and self.signal:  # the other processes stopped because process 0 did
                 previous(*self.signal)
 
         signal.signal(signal.SIGUSR2, handler)
-        training["now"] = True
         try:
-            yield preempt
+            yield requeue
         finally:
             signal.signal(signal.SIGUSR2, previous)
 
@@ -206,14 +212,20 @@ class Job:
 @EXECUTORS.register("local")
 def submit_local(tasks: list[Task], folder: Path, options: LaunchOptions, token: str) -> list[dict]:
     """`parallel` lanes, one process each, its runs one after another, each lane its share of the cores."""
+    import torch
+
     if options.parallel < 1:
         raise BenchError(f"--parallel must be >= 1, got {options.parallel}")
     executor = submitit.LocalExecutor(folder=folder)
     executor.update_parameters(timeout_min=7 * 24 * 60)
     lanes = [tasks[i :: options.parallel] for i in range(min(options.parallel, len(tasks)))]
     threads = max(1, (os.cpu_count() or 1) // len(lanes))
+    gpus = list(range(torch.cuda.device_count()))
     jobs = {}
-    for lane in lanes:
+    for i, lane in enumerate(lanes):
+        if gpus:  # submitit hides every GPU from a local job that asks for none: each lane its share
+            mine = gpus[i :: len(lanes)] or [gpus[i % len(gpus)]]
+            executor.update_parameters(gpus_per_node=len(mine), visible_gpus=mine)
         job = executor.submit(Job(lane, token, threads))
         for task in lane:
             jobs[task.run_dir] = {"job_id": job.job_id, "pid": int(job.job_id), "log": str(job.paths.stderr)}
@@ -258,7 +270,11 @@ def submit_slurm(tasks: list[Task], folder: Path, options: LaunchOptions, token:
             first = trained[0].job_id
             after = f"aftercorr:{slurm.array_id(first)}" if "_" in first else f"afterok:{first}"
             executor = slurm.executor(folder, cfg, f"{options.name}-eval", evaluation=True, dependency=after)
-            evals = submit_array(executor, [Job([replace(t, train=False, evaluate=True)], token) for t in to_train])
+            try:
+                evals = submit_array(executor, [Job([replace(t, train=False)], token) for t in to_train])
+            except Exception:  # no training array without its evaluations: the runs stay as they were
+                slurm.cancel([slurm.array_id(first)])
+                raise
             for task, job in zip(to_train, evals, strict=True):
                 jobs[task.run_dir] |= {"eval_job_id": job.job_id, "eval_log": str(job.paths.stderr)}
     if to_evaluate:
@@ -273,11 +289,13 @@ def submit_slurm(tasks: list[Task], folder: Path, options: LaunchOptions, token:
 
 
 class Queue:
-    """What the cluster says about jobs, asked once (lazily: a local sweep never calls squeue)."""
+    """What the cluster says about jobs: squeue asked once (lazily: a local sweep never asks),
+    sacct only for jobs squeue has forgotten, and never again once it said accounting is off."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, str] | None = None
         self.answered = True
+        self._accounting = True
 
     def get(self, job_id: str | None) -> str | None:
         if job_id is None:
@@ -291,10 +309,21 @@ class Queue:
     def active(self, job_id: str | None) -> bool:
         return slurm.is_active(self.get(job_id))
 
+    def final(self, job_id: str | None) -> str:
+        """SLURM's last word on a job: squeue's while it remembers, then sacct's."""
+        if job_id is None:
+            return ""
+        known = self.get(job_id)
+        if known is None and self._accounting:
+            states = slurm.accounted([str(job_id)])
+            self._accounting = states is not None
+            known = (states or {}).get(str(job_id))
+        return known or ""
+
 
 def pid_alive(state: dict) -> bool | None:
     """Whether the process named in a state is alive; None when this machine cannot tell."""
-    if state.get("host") != socket.gethostname() or "pid" not in state:
+    if state.get("host") != socket.gethostname() or state.get("pid") is None:
         return None
     try:
         os.kill(int(state["pid"]), 0)
@@ -305,10 +334,23 @@ def pid_alive(state: dict) -> bool | None:
     return True
 
 
+# the jobs whose life decides whether a run in a state still has an owner
+WATCHED = {
+    "submitted": ("job_id", "eval_job_id"),
+    "running": ("job_id",),
+    "requeued": ("job_id",),
+    "trained": ("eval_job_id",),  # its evaluation may still be queued
+    "evaluating": ("eval_job_id", "job_id"),
+    "cancelled": ("job_id", "eval_job_id"),  # a cancelled job may take KillWait seconds to end
+}
+
+
 def run_state(run_dir: Path, queue: Queue | None = None) -> dict:
     """Where the run stands: its state.json, or 'submitted' while its latest submission has not
-    started, with the submission's job ids; 'crashed' when the job that owns it has gone without
-    a word (its process is dead, or SLURM no longer has it), with the last line of its log."""
+    started, with the submission's job ids; `active` while a job owns it; 'crashed' when the job
+    that owned it has gone without a word (its process is dead, or SLURM no longer has it), with
+    SLURM's last word and the last line of its log. Without an answer from squeue a SLURM run
+    keeps its state and stays owned: nothing is resubmitted on a guess."""
     state = read_json(run_dir / STATE) or {"state": "new"}
     submission = read_json(run_dir / SUBMISSION) or {}
     if submission and submission.get("token") != state.get("token"):
@@ -316,21 +358,32 @@ def run_state(run_dir: Path, queue: Queue | None = None) -> dict:
     else:
         state = {**submission, **state}
     executor, name = state.get("executor"), state["state"]
-    if executor == "slurm" and queue is not None:
-        jobs = {"submitted": ("job_id", "eval_job_id"), "evaluating": ("eval_job_id", "job_id")}
-        watched = [state.get(k) for k in jobs.get(name, ("job_id",))]
+    state["active"] = name in ACTIVE
+    if name == "submitted" and not any(state.get(k) for k in ("job_id", "eval_job_id", "pid")):
+        # claimed, no job id recorded yet: owned while the launcher that claimed it lives
+        launcher = pid_alive({"host": submission.get("host"), "pid": submission.get("launcher_pid")})
+        if launcher is False:
+            state.update(state="crashed", active=False, error="the submission did not finish")
+    elif executor == "slurm" and queue is not None and name in WATCHED:
+        watched = [state[k] for k in WATCHED[name] if state.get(k)]
         state["queue"] = next((q for q in map(queue.get, watched) if q), "")
-        if name == "trained" and queue.active(state.get("eval_job_id")):
-            state["state"] = "trained"  # its evaluation is queued
-            state["active"] = True
-        elif name in ACTIVE and queue.answered and not any(queue.active(j) for j in watched):
-            known = state["queue"] or slurm.accounted([j for j in watched if j]).get(str(watched[0]), "")
+        alive = any(queue.active(j) for j in watched)
+        if not queue.answered:
+            state["active"] = state["active"] or (name in ("trained", "cancelled") and bool(watched))
+        elif name in ("trained", "cancelled"):
+            state["active"] = alive
+        elif not alive:
+            known = state["queue"] or (queue.final(watched[0]) if watched else "")
             log_file = state.get("eval_log") if name == "evaluating" else state.get("log")
             reason = last_line(log_file) or "the job left the SLURM queue without a word"
-            state.update(state="crashed", error=f"{known}: {reason}" if known else reason)
-    elif executor == "local" and name in ACTIVE and pid_alive(state) is False:
-        state.update(state="crashed", error=state.get("error") or last_line(state.get("log")) or "process ended")
-    state.setdefault("active", state["state"] in ACTIVE)
+            state.update(state="crashed", active=False, error=f"{known}: {reason}" if known else reason)
+    elif executor == "local" and name in (*ACTIVE, "cancelled"):
+        alive = pid_alive(state)
+        if name == "cancelled":
+            state["active"] = bool(alive)
+        elif alive is False:
+            error = state.get("error") or last_line(state.get("log")) or "process ended"
+            state.update(state="crashed", active=False, error=error)
     return state
 
 
@@ -352,11 +405,19 @@ def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchO
     run = EXECUTORS.get(executor_name)
     token = uuid.uuid4().hex
     base = {"executor": executor_name, "token": token, "host": socket.gethostname(), "submitted": time.time()}
+    claim = base | {"launcher_pid": os.getpid()}  # owned by this process until the job ids are known
+
+    def prepare(task: Task) -> None:
+        prepare_run_dir(task.config, task.run_dir)
+        write_json(claim, task.run_dir / SUBMISSION)
+
     with ThreadPoolExecutor(4) as pool:  # a sweep of 1,000 runs writes 1,000 folders: overlap the file system's waits
-        list(pool.map(lambda task: prepare_run_dir(task.config, task.run_dir), tasks))
+        list(pool.map(prepare, tasks))
     try:
         jobs = run(tasks, folder, options, token)
-    except Exception as e:  # e.g. sbatch refused the job
+    except Exception as e:  # e.g. sbatch refused the job: the runs go back to where they were
+        for task in tasks:
+            (task.run_dir / SUBMISSION).unlink(missing_ok=True)
         if isinstance(e, BenchError):
             raise
         reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
@@ -368,6 +429,10 @@ def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchO
             )
         )
     return jobs
+
+
+def trained(run_dir: Path) -> bool:
+    return (read_json(run_dir / SUMMARY) or {}).get("status") == "done"
 
 
 def launch(
@@ -384,11 +449,8 @@ def launch(
             state = run_state(sweep_dir / run.run_id, queue)
             if state["active"] or state["state"] == "done" or (state["state"] == "failed" and not retry_failed):
                 continue
-            trained = (
-                state["state"] == "trained"
-                or (read_json(sweep_dir / run.run_id / SUMMARY) or {}).get("status") == "done"
-            )
-            todo.append((run.run_id, Task(run.config, sweep_dir / run.run_id, train=not trained)))
+            done_training = state["state"] == "trained" or trained(sweep_dir / run.run_id)
+            todo.append((run.run_id, Task(run.config, sweep_dir / run.run_id, train=not done_training)))
         if not todo:
             return []
         options = replace(options, name=f"bench-{sweep.name}")

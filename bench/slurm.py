@@ -18,6 +18,7 @@ i starts when training task i has succeeded (`--dependency=aftercorr`). The queu
 with one `squeue` call; `sacct` is asked about jobs that have left it when accounting exists.
 """
 
+import getpass
 import logging
 import shutil
 import subprocess
@@ -63,6 +64,7 @@ class SlurmConfig:
     mem_gb: float | None = None
     timeout_min: int = 24 * 60
     eval_timeout_min: int = 4 * 60
+    eval_mem_gb: float | None = None  # default: the training job's memory per task
     array_parallelism: int = 64
     max_num_timeout: int = 30  # requeues after running out of time (pre-emptions are not counted)
     signal_delay_s: int = 120  # USR2 this long before the time limit: time to checkpoint
@@ -103,16 +105,25 @@ def executor(folder: Path, cfg: SlurmConfig, name: str, evaluation: bool, depend
         "ntasks_per_node": 1 if evaluation else cfg.tasks_per_node,
         "gpus_per_node": min(cfg.gpus_per_node, 1) if evaluation else cfg.gpus_per_node,
         "cpus_per_task": cfg.cpus_per_task,
-        "mem": f"{cfg.mem_gb:g}GB" if cfg.mem_gb else None,
+        "mem": f"{mem:g}GB" if (mem := eval_mem(cfg) if evaluation else cfg.mem_gb) else None,
         "time": cfg.eval_timeout_min if evaluation else cfg.timeout_min,
         "array_parallelism": cfg.array_parallelism,
         "signal_delay_s": cfg.signal_delay_s,
         "setup": list(cfg.setup),
         "dependency": dependency,
         "additional_parameters": extra,
+        # one failed process ends the step at once instead of leaving the others in a collective
+        "srun_args": ["--kill-on-bad-exit=1"] if not evaluation and cfg.nodes * cfg.tasks_per_node > 1 else None,
     }
     ex.update_parameters(**{k: v for k, v in params.items() if v is not None and v != 0})
     return ex
+
+
+def eval_mem(cfg: SlurmConfig) -> float | None:
+    """An evaluation is one process: by default it gets a training process's share of the memory."""
+    if cfg.eval_mem_gb is not None or cfg.mem_gb is None:
+        return cfg.eval_mem_gb
+    return cfg.mem_gb / cfg.tasks_per_node
 
 
 def array_id(job_id: str) -> str:
@@ -130,7 +141,8 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess | None:
 def queue() -> dict[str, str] | None:
     """{job id: "STATE" or "STATE (reason)"} for this user's jobs, array tasks one by one, finished
     ones too while SLURM remembers them (MinJobAge); None when squeue does not answer."""
-    done = _run(["squeue", "--me", "--noheader", "--array", "--states=all", "--format=%i|%T|%r"])
+    user = getpass.getuser()  # not --me: that needs SLURM >= 20.11
+    done = _run(["squeue", "--user", user, "--noheader", "--array", "--states=all", "--format=%i|%T|%r"])
     if done is None or done.returncode != 0:
         if done is not None:
             log.warning("squeue failed: %s", done.stderr.strip().splitlines()[-1:] or done.returncode)
@@ -142,15 +154,15 @@ def queue() -> dict[str, str] | None:
     return jobs
 
 
-def accounted(job_ids: list[str]) -> dict[str, str]:
-    """Final states from sacct for jobs squeue has forgotten; {} when accounting is disabled."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
+def accounted(job_ids: list[str]) -> dict[str, str] | None:
+    """Final states from sacct for jobs squeue has forgotten; None when there is no accounting."""
+    if shutil.which("sacct") is None:
+        return None
     done = _run(
         ["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State", "-j", ",".join(job_ids)]
     )
     if done is None or done.returncode != 0:
-        return {}
+        return None
     rows = (line.split("|") for line in done.stdout.splitlines() if "|" in line)
     return {row[0]: row[1].split()[0] for row in rows if row[1]}
 

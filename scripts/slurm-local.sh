@@ -23,7 +23,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 say() { echo "slurm-local: $*"; }
 die() { echo "slurm-local: error: $*" >&2; exit 1; }
 
-answers() { timeout 5 sinfo -h -o "%T" 2>/dev/null | grep -qE "idle|mix|alloc"; }
+answers() {  # (not `sinfo | grep -q`: grep's early exit would fail the pipe under pipefail)
+    local states
+    states="$(timeout 5 sinfo -h -o "%T" 2>/dev/null)" || return 1
+    [[ "$states" =~ idle|mix|alloc ]]
+}
 
 install_packages() {
     if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
@@ -40,6 +44,7 @@ start_munge() {
     $SUDO chown munge:munge /etc/munge/munge.key /run/munge /var/log/munge /var/lib/munge
     $SUDO chmod 0400 /etc/munge/munge.key
     $SUDO runuser -u munge -- /usr/sbin/munged
+    $SUDO mkdir -p "$DIR" && $SUDO touch "$DIR/munged.ours"  # `down` stops only a munged this script started
     for _ in $(seq 20); do
         if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then return; fi
         sleep 0.5
@@ -120,7 +125,10 @@ down() {
     for daemon in slurmd slurmctld; do
         if alive "$DIR/$daemon.pid"; then $SUDO kill "$(cat "$DIR/$daemon.pid")"; say "stopped $daemon"; fi
     done
-    if alive /run/munge/munged.pid; then $SUDO kill "$(cat /run/munge/munged.pid)"; say "stopped munged"; fi
+    if [ -e "$DIR/munged.ours" ] && alive /run/munge/munged.pid; then
+        $SUDO kill "$(cat /run/munge/munged.pid)" && $SUDO rm -f "$DIR/munged.ours"
+        say "stopped munged"
+    fi
 }
 
 can_admin() { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }

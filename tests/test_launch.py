@@ -137,10 +137,28 @@ def test_run_state_joins_the_run_folder_and_the_slurm_queue(tmp_path):
     assert state["error"] == "OUT_OF_MEMORY: RuntimeError: CUDA out of memory"
     # squeue did not answer: nothing can be concluded
     assert run_state(run, FakeQueue(None))["state"] == "running"
-    # trained, its evaluation queued: still owned by a job
+    # trained, its evaluation queued: still owned by a job; squeue silent: assumed owned, never resubmitted
     run = slurm_run(tmp_path, "trained", **ids)
     assert run_state(run, FakeQueue({"8_0": "PENDING (Dependency)"}))["active"]
     assert not run_state(run, FakeQueue({"8_0": "CANCELLED (DependencyNeverSatisfied)"}))["active"]
+    assert run_state(run, FakeQueue(None))["active"]
+    # cancelled, but the job has not ended yet (KillWait): still owned
+    run = slurm_run(tmp_path, "cancelled", **ids)
+    assert run_state(run, FakeQueue({"7_0": "COMPLETING"}))["active"]
+    assert not run_state(run, FakeQueue({"7_0": "CANCELLED"}))["active"]
+
+
+def test_a_claim_without_job_ids_is_owned_while_its_launcher_lives(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    claim = {"executor": "slurm", "token": "t", "host": socket.gethostname()}
+    write_json(claim | {"launcher_pid": os.getpid()}, run / SUBMISSION)
+    assert run_state(run, FakeQueue({}))["state"] == "submitted" and run_state(run, FakeQueue({}))["active"]
+    write_json(claim | {"launcher_pid": finished.pid}, run / SUBMISSION)  # the launcher died before sbatch answered
+    state = run_state(run, FakeQueue({}))
+    assert state["state"] == "crashed" and not state["active"] and state["error"] == "the submission did not finish"
 
 
 def test_a_local_run_whose_process_died_is_crashed(tmp_path):
@@ -179,6 +197,26 @@ def test_two_launches_at_once_submit_each_run_once(tmp_path):
         del EXECUTORS._items["slow-test"]
     assert sorted(len(r) for r in results) == [0, 3]
     assert len(calls) == 1 and len(calls[0]) == 3
+
+
+def test_usr2_waits_for_the_step_while_training_and_requeues_at_once_otherwise():
+    import signal
+
+    received = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        job = Job([], token="t")
+        with job.deferred_preemption() as requeue:
+            os.kill(os.getpid(), signal.SIGUSR2)  # evaluating, setting up: submitit's handler at once
+            assert received == [signal.SIGUSR2] and job.signal is None
+            job.training = True
+            os.kill(os.getpid(), signal.SIGUSR2)  # training: held for the end of the step
+            assert received == [signal.SIGUSR2] and job.signal is not None
+            job.training = False
+            requeue()
+            assert received == [signal.SIGUSR2, signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 def test_job_records_a_failure_and_carries_on(tmp_path):
@@ -236,7 +274,8 @@ def fake_sbatch(tmp_path, monkeypatch):
 def test_slurm_executor_submits_a_training_array_and_a_chained_evaluation_array(tmp_path, fake_sbatch):
     tasks = [Task(tiny_config(seed=s), tmp_path / f"run{s}") for s in range(3)]
     tasks.append(Task(tiny_config(seed=9), tmp_path / "trained", train=False))
-    options = LaunchOptions(slurm=SlurmConfig(partition="gpu", gpus_per_node=8, tasks_per_node=8, array_parallelism=2))
+    slurm = SlurmConfig(partition="gpu", gpus_per_node=8, tasks_per_node=8, array_parallelism=2, mem_gb=480)
+    options = LaunchOptions(slurm=slurm)
     jobs = submit_slurm(tasks, tmp_path / "submitit", options, token="t")
     assert [j.get("job_id") for j in jobs] == ["100_0", "100_1", "100_2", None]
     assert [j["eval_job_id"] for j in jobs] == ["101_0", "101_1", "101_2", "102"]
@@ -244,6 +283,8 @@ def test_slurm_executor_submits_a_training_array_and_a_chained_evaluation_array(
     assert "#SBATCH --array=0-2%2" in train and "#SBATCH --partition=gpu" in train
     assert "#SBATCH --gpus-per-node=8" in train and "#SBATCH --ntasks-per-node=8" in train
     assert "#SBATCH --signal=USR2@120" in train  # time to checkpoint before the limit
+    assert "#SBATCH --mem=480GB" in train and "#SBATCH --mem=60GB" in chained  # one process's share
+    assert "--kill-on-bad-exit=1" in train and "--kill-on-bad-exit" not in chained
     assert "dependency" not in train
     assert "#SBATCH --dependency=aftercorr:100" in chained and "#SBATCH --kill-on-invalid-dep=yes" in chained
     assert "#SBATCH --gpus-per-node=1" in chained and "#SBATCH --ntasks-per-node=1" in chained
@@ -276,3 +317,39 @@ def test_a_job_squeue_forgot_gets_its_final_state_from_sacct(tmp_path, monkeypat
     assert state["state"] == "crashed" and state["error"] == "OUT_OF_MEMORY: RuntimeError: CUDA out of memory"
     (bin_dir / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
     assert run_state(run, FakeQueue({}))["error"] == "RuntimeError: CUDA out of memory"
+
+
+def test_a_refused_evaluation_array_cancels_its_training_array(tmp_path, monkeypatch):
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/sh\nif grep -q dependency \"$1\"; then echo 'sbatch: error: bad dependency' >&2; exit 1; fi\n"
+        "echo 'Submitted batch job 300'\n"
+    )
+    (bin_dir / "scancel").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    for tool in ("sbatch", "scancel"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1])
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")
+    assert result.exit_code == 2 and "bad dependency" in result.output
+    assert calls.read_text().split() == ["300"]  # the training array it had submitted
+    assert not list((tmp_path / "runs").glob(f"*/{SUBMISSION}"))
+
+
+def test_eval_as_a_job_leaves_untrained_and_owned_runs_alone(tmp_path):
+    sweep_dir = tmp_path / "runs" / "t"
+    assert (
+        invoke(
+            "sweep", write_sweep(tmp_path / "s.yaml", seeds=[0, 1]), "--root", tmp_path / "runs", "--executor", "debug"
+        ).exit_code
+        == 0
+    )
+    first, second = sorted(d for d in sweep_dir.iterdir() if (d / SUBMISSION).is_file())
+    write_json({"state": "running", "token": read_json(second / SUBMISSION)["token"]}, second / STATE)
+    write_json(read_json(second / SUBMISSION) | {"launcher_pid": os.getpid(), "job_id": None}, second / SUBMISSION)
+    result = invoke("eval", sweep_dir, "--executor", "debug")
+    assert result.exit_code == 0, result.output
+    assert "evaluation of 1 run(s)" in result.output and "1 skipped" in result.output
+    (first / SUMMARY).unlink()  # not trained any more: nothing left to evaluate
+    assert invoke("eval", first, "--executor", "debug").exit_code == 2
