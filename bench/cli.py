@@ -142,25 +142,21 @@ def cancel(
     typer.echo(f"{folder.name}: {len(cancelled)} run(s) cancelled")
 
 
-@app.command()
-@user_errors
-def collate(
-    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
-    root: RootOption = Path("runs"),
-    out: Annotated[Path | None, typer.Option(help="Also write the CSV here (must be inside results/).")] = None,
-    references: Annotated[bool, typer.Option(help="Add the raw-pixel and random-encoder reference rows.")] = True,
-) -> None:
-    """Write the sweep's CSV leaderboard (SWEEP_DIR/leaderboard.csv) and print it."""
+def results_path(out: Path) -> Path:
+    """--out must stay inside results/: a typo must not write tables over arbitrary files."""
+    results = Path("results").resolve()
+    if not out.resolve().is_relative_to(results):
+        raise BenchError(f"--out {out} is outside the results folder {results}")
+    return out
+
+
+def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
     from bench.config import read_config
     from bench.evals.run import reference
     from bench.results import collate as make_table
-    from bench.results import run_dirs, write_csv
+    from bench.results import leaderboards, run_dirs
 
     folder = sweep_dir(target, root)
-    if out is not None:
-        results = Path("results").resolve()
-        if not out.resolve().is_relative_to(results):
-            raise BenchError(f"--out {out} is outside the results folder {results}")
     dirs = run_dirs(folder)
     if not dirs:
         raise BenchError(f"no runs under {folder}")
@@ -169,10 +165,64 @@ def collate(
         cfg = read_config(dirs[0] / "config.yaml")
         refs = {name: reference(name, cfg, root / "references") for name in ("pixels", "random")}
     table = make_table(folder, refs)
-    write_csv(table, folder / "leaderboard.csv")
+    if metric not in table:
+        raise BenchError(f"no run of {folder.name} has a {metric!r} result yet (evaluate them: bench eval)")
+    return folder, leaderboards(table, metric)
+
+
+MetricOption = Annotated[
+    str, typer.Option(help="Accuracy column of the compute table and plots: linear, knn@20, linear_1%.")
+]
+
+
+@app.command()
+@user_errors
+def collate(
+    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    root: RootOption = Path("runs"),
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the tables here: NAME.csv, NAME_summary.csv, ... (inside results/).")
+    ] = None,
+    references: Annotated[bool, typer.Option(help="Add the raw-pixel and random-encoder reference rows.")] = True,
+    metric: MetricOption = "linear",
+) -> None:
+    """Write the sweep's leaderboards (runs, mean ± std per configuration, compute against accuracy;
+    CSV and Markdown) into the sweep folder, and print them."""
+    from bench.results import write_leaderboards
+
     if out is not None:
-        write_csv(table, out)
-    print_table(table)
+        results_path(out)
+    folder, tables = sweep_tables(target, root, references, metric)
+    write_leaderboards(tables, folder / "leaderboard", folder.name, metric)
+    if out is not None:
+        write_leaderboards(tables, out.with_suffix(""), folder.name, metric)
+    print_table(tables["runs"])
+    typer.echo("")
+    print_table(tables["compute"])
+
+
+@app.command()
+@user_errors
+def report(
+    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    root: RootOption = Path("runs"),
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the report (inside results/); default SWEEP/report.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md | html (self-contained).")] = "md",
+    references: Annotated[bool, typer.Option(help="Add the raw-pixel and random-encoder reference rows.")] = True,
+    metric: MetricOption = "linear",
+) -> None:
+    """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars."""
+    from bench.report import write_report
+
+    if fmt not in ("md", "html"):
+        raise BenchError(f"--format must be md or html, got {fmt!r}")
+    if out is not None:
+        results_path(out)
+    folder, tables = sweep_tables(target, root, references, metric)
+    path = write_report(tables, out or folder / "report", folder.name, metric, fmt)
+    typer.echo(f"report of {folder.name}: {path}")
 
 
 @app.command("eval")

@@ -85,6 +85,7 @@ def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
         "steps": compute.get("steps"),
         "device_hours": compute.get("device_hours"),
         "flops": compute.get("flops"),
+        "images_seen": compute.get("images_seen"),
         "epochs": compute.get("epochs"),
         "budget_used": compute.get("budget_used"),
     }
@@ -127,7 +128,118 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.Da
     refs = pd.DataFrame([reference_row(name, rec) for name, rec in (references or {}).items()])
     if len(refs):
         table = pd.concat([table, refs], ignore_index=True)
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    table.attrs["group"] = ["method", "backbone", *keys, "budget_kind", "budget"]  # a configuration, bar its seed
+    return table
+
+
+NOT_AVERAGED = ("run", "seed", "status", "linear_view", "knn_T", "budget_used")
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """A row per configuration (method, backbone, what the sweep varied, budget): the mean and the
+    std over its seeds of every accuracy and compute column, and how many seeds stand behind it.
+    Reference rows are kept as they are (they have no seeds)."""
+    group = [c for c in table.attrs.get("group", ["method"]) if c in table]
+    runs = table[table["status"] != "reference"].copy()
+    refs = table[table["status"] == "reference"]
+    metrics = [
+        c
+        for c in runs.columns
+        if c not in (*group, *NOT_AVERAGED) and not c.endswith("_std") and pd.api.types.is_numeric_dtype(runs[c])
+    ]
+    for c in group:  # lists (tuples in the config) cannot be grouped on
+        runs[c] = runs[c].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
+    grouped = runs.groupby(group, dropna=False, sort=False)[metrics]
+    means, stds = grouped.mean(), grouped.std(ddof=1)
+    out = means.copy()
+    for c in metrics:
+        out.insert(out.columns.get_loc(c) + 1, f"{c}_std", stds[c])
+    out["seeds"] = grouped.size()
+    out = out.reset_index()
+    out = pd.concat([out, refs[[c for c in refs.columns if c in out.columns or c == "method"]]], ignore_index=True)
+    out.attrs["group"] = group
+    return out
+
+
+def labels(summary: pd.DataFrame) -> pd.Series:
+    """Each configuration's name in a table or a legend: the method, plus the keys that vary among
+    that method's own runs (a mask setting, a clone count), not the budget."""
+    group = [c for c in summary.attrs.get("group", ["method"]) if c not in ("method", "budget", "budget_kind")]
+    runs = summary[summary["seeds"].notna()] if "seeds" in summary else summary
+    varied = {
+        m: [c for c in group if c in rows and rows[c].astype(str).nunique() > 1] for m, rows in runs.groupby("method")
+    }
+
+    def value(v) -> str:
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+    def label(row) -> str:
+        method = row["method"]
+        extra = [f"{c.removeprefix(f'{method}.')}={value(row[c])}" for c in varied.get(method, [])]
+        return f"{method} ({', '.join(extra)})" if extra else str(method)
+
+    return summary.apply(label, axis=1)
+
+
+def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
+    """Compute against accuracy: a row per budget, a column per configuration (mean ± std over seeds,
+    or the single value of one seed) and one per reference row."""
+    runs = summary[summary["seeds"].notna()].copy()
+    runs["label"] = labels(summary)[runs.index]
+
+    def cell(row) -> str:
+        if pd.isna(row[metric]):
+            return ""
+        std = row.get(f"{metric}_std")
+        return f"{row[metric]:.2f} ± {std:.2f}" if pd.notna(std) else f"{row[metric]:.2f}"
+
+    runs["cell"] = runs.apply(cell, axis=1)
+    kind = runs["budget_kind"].iloc[0] if len(runs) else "budget"
+    table = runs.pivot_table(index="budget", columns="label", values="cell", aggfunc="first", sort=False)
+    table = table.sort_index().reset_index().rename(columns={"budget": f"budget ({kind})"})
+    for _, ref in summary[summary["seeds"].isna()].iterrows():
+        table[ref["method"]] = f"{ref[metric]:.2f}" if metric in ref and pd.notna(ref[metric]) else ""
+    table.columns.name = None
+    return table
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".4g", missingval="")
+
+
+def leaderboards(table: pd.DataFrame, metric: str = "linear") -> dict[str, pd.DataFrame]:
+    """The tables of a sweep: a row per run, a row per configuration (mean ± std over seeds), and
+    compute against accuracy (rows: budget, columns: configuration); reference rows in each."""
+    summary = summarize(table)
+    return {"runs": table, "summary": summary, "compute": compute_table(summary, metric)}
+
+
+SUMMARY_COLUMNS = ("knn@20", "linear", "linear_1%", "device_hours", "flops", "images_seen", "epochs")
+
+
+def markdown_report(tables: dict[str, pd.DataFrame], title: str, metric: str, plots: list[str] = ()) -> str:
+    """The tables as Markdown, with the plots they come with."""
+    summary = tables["summary"]
+    keep = [c for c in summary.columns if c in (*summary.attrs.get("group", ()), "seeds")]
+    keep += [c for name in SUMMARY_COLUMNS for c in (name, f"{name}_std") if c in summary.columns]
+    parts = [f"# {title}", "", f"## Compute against accuracy ({metric}, mean ± std over seeds)", ""]
+    parts += [to_markdown(tables["compute"]), ""]
+    parts += [f"![{Path(p).stem}]({p})" for p in plots] + ([""] if plots else [])
+    parts += ["## Configurations (mean and std over seeds; reference rows have none)", ""]
+    parts += [to_markdown(summary[keep]), "", "## Runs", "", to_markdown(tables["runs"]), ""]
+    return "\n".join(parts)
+
+
+def write_leaderboards(tables: dict[str, pd.DataFrame], stem: Path, title: str, metric: str) -> list[Path]:
+    """STEM.csv (runs), STEM_summary.csv, STEM_compute.csv and STEM.md."""
+    paths = [stem.with_suffix(".csv"), stem.with_name(f"{stem.name}_summary.csv")]
+    paths += [stem.with_name(f"{stem.name}_compute.csv"), stem.with_suffix(".md")]
+    write_csv(tables["runs"], paths[0])
+    write_csv(tables["summary"], paths[1])
+    write_csv(tables["compute"], paths[2])
+    paths[3].write_text(markdown_report(tables, title, metric))
+    return paths
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:

@@ -1,0 +1,93 @@
+"""Plots of a sweep's summary (bench/results.py `summarize`): PNG and SVG, matplotlib only.
+
+- `compute_plot`: accuracy against compute used, a line per configuration through its
+  budgets, error bars over seeds, reference rows as dashed lines (the I-JEPA paper's Fig. 1).
+- `ablation_bars`: a bar per configuration at one budget (the masking ablations), error bars
+  over seeds, reference rows as dashed lines.
+
+    figure = compute_plot(summary, "linear", "flops")
+    save(figure, Path("results/methods_compute"))   # methods_compute.png and .svg
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results import labels
+
+METRIC_NAMES = {"linear": "linear probe", "knn@20": "k-NN (k=20)", "linear_1%": "1 %-label probe"}
+COMPUTE_NAMES = {"flops": "compute used (FLOPs)", "device_hours": "compute used (device-hours)"}
+
+
+def _figure(width: float = 6.4, height: float = 4.4):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), constrained_layout=True)
+
+
+def _references(ax, summary: pd.DataFrame, metric: str) -> None:
+    refs = summary[summary["seeds"].isna()] if "seeds" in summary else summary.iloc[0:0]
+    for i, (_, ref) in enumerate(refs.iterrows()):
+        if metric in ref and pd.notna(ref[metric]):
+            ax.axhline(ref[metric], color="0.4", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=ref["method"])
+
+
+def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"):
+    """Top-1 against compute used: a line per configuration through its budgets."""
+    fig, ax = _figure()
+    runs = summary[summary["seeds"].notna()].copy()
+    runs["label"] = labels(summary)[runs.index]
+    for label, rows in runs.groupby("label", sort=False):
+        rows = rows.sort_values(x)
+        yerr = rows.get(f"{metric}_std")
+        ax.errorbar(
+            rows[x], rows[metric], yerr=None if yerr is None else yerr.fillna(0), marker="o", capsize=3, label=label
+        )
+    _references(ax, summary, metric)
+    ax.set_xscale("log")
+    ax.set_xlabel(COMPUTE_NAMES.get(x, x))
+    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")
+    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} against compute")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, not over points
+    return fig
+
+
+def ablation_bars(summary: pd.DataFrame, metric: str = "linear"):
+    """A horizontal bar per configuration, best on top, error bars over seeds. The axis starts a
+    little below the lowest bar or reference line, so differences of a point stay visible."""
+    runs = summary[summary["seeds"].notna()].copy()
+    runs["label"] = labels(summary)[runs.index]
+    runs = runs.sort_values(metric, ascending=True)
+    fig, ax = _figure(8.0, max(3.0, 0.35 * len(runs) + 1.5))
+    std = runs.get(f"{metric}_std")
+    ax.barh(range(len(runs)), runs[metric], xerr=None if std is None else std.fillna(0), capsize=3, color="C0")
+    ax.set_yticks(range(len(runs)), runs["label"], fontsize="small")
+    refs = summary.loc[summary["seeds"].isna(), metric].dropna() if metric in summary else pd.Series(dtype=float)
+    for i, (_, ref) in enumerate(summary[summary["seeds"].isna()].iterrows()):
+        if pd.notna(ref.get(metric)):
+            ax.axvline(ref[metric], color="0.4", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=ref["method"])
+    low = min([*runs[metric].dropna(), *refs]) if len(runs) else 0.0
+    ax.set_xlim(left=max(0.0, 5 * (low // 5) - 5))
+    ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")
+    ax.set_ylabel("configuration")
+    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} by configuration, equal budget")
+    ax.grid(axis="x", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def save(fig, stem: Path) -> list[Path]:
+    """Write STEM.png and STEM.svg; return their paths."""
+    import matplotlib.pyplot as plt
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths

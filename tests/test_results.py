@@ -1,0 +1,136 @@
+"""Leaderboards, plots and reports from fixture run folders (no training): collation is a pure
+function of the folders, so every number here is checked against the one written in."""
+
+import pandas as pd
+import pytest
+
+from bench.config import config_hash, write_config
+from bench.results import collate, compute_table, labels, leaderboards, summarize
+from bench.rundir import EVAL, SUMMARY, write_json
+
+from .conftest import invoke, tiny_config
+
+# (method, budget, seed) -> (k-NN@20, linear, 1 %)
+RESULTS = {
+    ("ijepa", 1e12, 0): (50.0, 70.0, 55.0),
+    ("ijepa", 1e12, 1): (54.0, 72.0, 57.0),
+    ("ijepa", 2e12, 0): (58.0, 74.0, 60.0),
+    ("mae", 1e12, 0): (70.0, 80.0, 66.0),
+    ("mae", 1e12, 1): (72.0, 81.0, 68.0),
+    ("mae", 2e12, 0): (75.0, 83.0, 70.0),
+}
+REFERENCES = {
+    "pixels": {"knn": {"top1": {"20": 85.7}}, "linear": {"top1": 84.5, "best": {"view": "pixels"}}},
+    "random": {"knn": {"top1": {"20": 49.8}}, "linear": {"top1": 65.6, "best": {"view": "last_avg"}}},
+}
+
+
+def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, **overrides):
+    cfg = tiny_config(method, **{"budget.kind": "flops", "budget.value": budget, "seed": seed, **overrides})
+    run_dir = sweep_dir / f"{method}-{config_hash(cfg)}"
+    run_dir.mkdir(parents=True)
+    write_config(cfg, run_dir / "config.yaml")
+    compute = {"steps": 10, "flops": budget * 1.001, "device_hours": budget / 1e15, "images_seen": 160, "epochs": 0.3}
+    write_json({"status": "done", "compute": compute | {"budget_used": 1.001}}, run_dir / SUMMARY)
+    evaluation = {
+        "knn": {"top1": {"20": knn}, "temperature": 0.07},
+        "linear": {"top1": linear, "best": {"view": "last_avg"}},
+        "lowshot": {"1%": {"mean": lowshot, "std": 0.5}},
+    }
+    write_json(evaluation, run_dir / EVAL)
+    return run_dir
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep_dir = tmp_path / "runs" / "methods"
+    for (method, budget, seed), values in RESULTS.items():
+        write_run(sweep_dir, method, budget, seed, *values)
+    return sweep_dir
+
+
+def test_summary_is_the_mean_and_std_over_seeds_with_reference_rows(sweep):
+    summary = summarize(collate(sweep, REFERENCES))
+    row = summary[(summary["method"] == "ijepa") & (summary["budget"] == 1e12)].iloc[0]
+    assert row["seeds"] == 2
+    assert row["linear"] == pytest.approx(71.0) and row["linear_std"] == pytest.approx(2**0.5)
+    assert row["knn@20"] == pytest.approx(52.0) and row["linear_1%"] == pytest.approx(56.0)
+    assert row["flops"] == pytest.approx(1.001e12) and row["images_seen"] == 160
+    one_seed = summary[(summary["method"] == "mae") & (summary["budget"] == 2e12)].iloc[0]
+    assert one_seed["seeds"] == 1 and pd.isna(one_seed["linear_std"])  # one seed: no spread to report
+    refs = summary[summary["seeds"].isna()]
+    assert list(refs["method"]) == ["pixels", "random"] and list(refs["linear"]) == [84.5, 65.6]
+    assert len(summary) == 6
+
+
+def test_compute_table_rows_are_budgets_columns_are_methods(sweep):
+    table = compute_table(summarize(collate(sweep, REFERENCES)), "linear")
+    assert list(table.columns) == ["budget (flops)", "mae", "ijepa", "pixels", "random"]  # best first
+    assert list(table["budget (flops)"]) == [1e12, 2e12]
+    assert list(table["ijepa"]) == ["71.00 ± 1.41", "74.00"]
+    assert list(table["mae"]) == ["80.50 ± 0.71", "83.00"]
+    assert list(table["pixels"]) == ["84.50", "84.50"]
+
+
+def test_labels_name_what_varies_within_a_method(tmp_path):
+    sweep_dir = tmp_path / "masks"
+    for targets in (1, 4):
+        write_run(sweep_dir, "ijepa", 1e12, 0, 50.0, 70.0 + targets, 55.0, **{"ijepa.mask.num_targets": targets})
+    write_run(sweep_dir, "mae", 1e12, 0, 70.0, 80.0, 66.0)
+    summary = summarize(collate(sweep_dir))
+    assert sorted(labels(summary)) == ["ijepa (mask.num_targets=1)", "ijepa (mask.num_targets=4)", "mae"]
+
+
+def test_plots_are_pngs_with_the_right_axes(sweep, tmp_path):
+    import matplotlib.image
+
+    from bench import plots
+
+    summary = summarize(collate(sweep, REFERENCES))
+    figure = plots.compute_plot(summary, "linear", "flops")
+    ax = figure.axes[0]
+    assert ax.get_xlabel() == "compute used (FLOPs)" and ax.get_ylabel() == "linear probe top-1 (%)"
+    assert ax.get_xscale() == "log"
+    lines = {text.get_text() for text in ax.get_legend().get_texts()}
+    assert {"ijepa", "mae", "pixels", "random"} <= lines
+    ijepa = next(c for c in ax.containers if c.get_label() == "ijepa")  # error bars over seeds
+    assert list(ijepa.lines[0].get_ydata()) == [71.0, 74.0]
+    paths = plots.save(figure, tmp_path / "plots" / "compute")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(paths[0]).ndim == 3
+    assert paths[1].read_text().lstrip().startswith("<?xml")
+    bars = plots.ablation_bars(summary, "knn@20").axes[0]
+    assert bars.get_xlabel() == "k-NN (k=20) top-1 (%)" and bars.get_ylabel() == "configuration"
+    assert sorted(p.get_width() for p in bars.patches) == sorted([52.0, 58.0, 71.0, 75.0])
+
+
+def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("collate", "methods", "--root", "runs", "--out", "results/methods.csv", "--no-references")
+    assert result.exit_code == 0, result.output
+    for name in ("methods.csv", "methods_summary.csv", "methods_compute.csv", "methods.md"):
+        assert (tmp_path / "results" / name).is_file(), name
+    assert "budget (flops) | mae " in (tmp_path / "results" / "methods.md").read_text()
+    assert (sweep / "leaderboard_summary.csv").is_file()
+
+    report = invoke("report", "methods", "--root", "runs", "--no-references")
+    assert report.exit_code == 0, report.output
+    text = (sweep / "report" / "report.md").read_text()
+    for png in ("linear_vs_flops.png", "linear_vs_device_hours.png", "linear_by_configuration.png"):
+        assert f"]({png})" in text and (sweep / "report" / png).is_file()
+    html = invoke("report", "methods", "--root", "runs", "--format", "html", "--out", "results/methods")
+    assert html.exit_code == 0, html.output
+    page = (tmp_path / "results" / "methods" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and 'src="linear' not in page  # self-contained
+
+    outside = invoke("report", "methods", "--root", "runs", "--out", str(tmp_path / "elsewhere"))
+    assert outside.exit_code == 2 and "outside the results folder" in outside.output
+    unknown = invoke("collate", "methods", "--root", "runs", "--metric", "top5", "--no-references")
+    assert unknown.exit_code == 2 and "no run of methods has a 'top5' result" in unknown.output
+
+
+def test_leaderboards_hold_the_three_tables(sweep):
+    tables = leaderboards(collate(sweep, REFERENCES), "knn@20")
+    assert set(tables) == {"runs", "summary", "compute"}
+    assert len(tables["runs"]) == 8  # 6 runs + 2 references
+    assert list(tables["compute"]["mae"]) == ["71.00 ± 1.41", "75.00"]
