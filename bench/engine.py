@@ -249,11 +249,14 @@ def trim_metrics(path: Path, step: int) -> float:
 # --- the loop -----------------------------------------------------------------------------
 
 
-def train(cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None) -> dict:
+def train(
+    cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None, on_log: Callable[[dict], None] | None = None
+) -> dict:
     """Train until the budget is spent (resuming if a checkpoint exists); return the summary.
 
     `stop` is asked after every step; when it says True the step is checkpointed and
-    `Preempted` raised (bench/launch.py turns SLURM's pre-emption signal into it)."""
+    `Preempted` raised (bench/launch.py turns SLURM's pre-emption signal into it). `on_log`
+    receives every record written to metrics.jsonl (bench/tracking.py sends them to W&B)."""
     run_dir = Path(run_dir)
     where = ranks()
     if where.main:
@@ -304,7 +307,7 @@ def train(cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None)
         "device": {"kind": device_name(device), "count": where.world},
     }
     try:
-        last = run_loop(cfg, method, optimizer, loader, budget, device, run_dir, stop)
+        last = run_loop(cfg, method, optimizer, loader, budget, device, run_dir, stop, on_log)
     except TrainingFailed as e:
         summary.update(status="failed", reason=str(e), compute=compute_summary(budget, len(data)))
         if where.main:
@@ -331,14 +334,14 @@ def compute_summary(budget: Budget, n_train: int) -> dict:
     }
 
 
-def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, stop=None) -> float | None:
+def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, stop=None, on_log=None):
     if not ranks().main:  # process 0 writes the run folder
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop)
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop, None)
     with (run_dir / METRICS).open("a") as metrics:
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop)
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop, on_log)
 
 
-def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop) -> float | None:
+def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop, on_log) -> float | None:
     where = ranks()
     dist = torch.distributed
     model = method
@@ -450,6 +453,8 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
             if metrics is not None:
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+            if on_log is not None:
+                on_log(record)
             loss_sum.zero_()
             loss_n = 0
         if final and where.world == 1:

@@ -41,6 +41,7 @@ from bench.registry import Registry
 from bench.rundir import STATE, SUBMISSION, SUMMARY, last_line, prepare_run_dir, read_json, write_json
 from bench.slurm import SlurmConfig
 from bench.sweep import Sweep
+from bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -129,36 +130,14 @@ class Job:
             write_state(run_dir, state, token=self.token, pid=os.getpid(), **extra)
 
     def run_all(self, job_id: str | None, requeue) -> list[dict]:
-        from bench.engine import Preempted, train
-        from bench.evals.run import evaluate_run
+        from bench.engine import Preempted
 
         summaries, errors = [], []
         for task in self.tasks:
             job = {"job_id": job_id} if job_id else {}
+            tracker = Tracker(task.config, task.run_dir, "train" if task.train else "eval") if self.main else None
             try:
-                summary = read_json(task.run_dir / SUMMARY) or {}
-                if task.train:
-                    if self.main:
-                        prepare_run_dir(task.config, task.run_dir)  # another config in the folder is refused
-                    if (read_json(task.run_dir / STATE) or {}).get("state") == "done":
-                        continue
-                    self.state(task.run_dir, "running", **job)
-                    self.training = True
-                    try:
-                        summary = train(task.config, task.run_dir, stop=lambda: self.signal is not None)
-                    finally:
-                        self.training = False
-                    if not task.evaluate:
-                        self.state(task.run_dir, "trained", **job)
-                    if self.signal:  # it came during the last step: the run is trained, the job goes back
-                        requeue()
-                if task.evaluate and self.main:
-                    if summary.get("status") != "done":
-                        raise BenchError(f"{task.run_dir} is not trained yet: nothing to evaluate")
-                    self.state(task.run_dir, "evaluating", **job)
-                    summary["eval"] = evaluate_run(task.run_dir)
-                    self.state(task.run_dir, "done", **job)
-                summaries.append(summary)
+                summaries += self.run_task(task, job, requeue, tracker)
             except Preempted:
                 self.state(task.run_dir, "requeued", **job)
                 requeue()  # submitit checkpoints this job, requeues it and exits
@@ -168,9 +147,46 @@ class Job:
                 log.error("%s failed: %s", task.run_dir, reason)
                 self.state(task.run_dir, "failed", error=(reason.splitlines() or [""])[0], **job)
                 errors.append(e)
+            finally:
+                if tracker is not None:
+                    tracker.finish()
         if errors:
             raise errors[0]
         return summaries
+
+    def run_task(self, task: Task, job: dict, requeue, tracker: Tracker | None) -> list[dict]:
+        """Train and/or evaluate one run; [] when it is done already."""
+        from bench.engine import train
+        from bench.evals.run import evaluate_run
+
+        summary = read_json(task.run_dir / SUMMARY) or {}
+        if task.train:
+            if self.main:
+                prepare_run_dir(task.config, task.run_dir)  # another config in the folder is refused
+            if (read_json(task.run_dir / STATE) or {}).get("state") == "done":
+                return []
+            self.state(task.run_dir, "running", **job)
+            self.training = True
+            try:
+                on_log = tracker.log if tracker else None
+                summary = train(task.config, task.run_dir, stop=lambda: self.signal is not None, on_log=on_log)
+            finally:
+                self.training = False
+            if tracker:
+                tracker.summary({"compute": summary.get("compute", {}), "status": summary.get("status")})
+            if not task.evaluate:
+                self.state(task.run_dir, "trained", **job)
+            if self.signal:  # it came during the last step: the run is trained, the job goes back
+                requeue()
+        if task.evaluate and self.main:
+            if summary.get("status") != "done":
+                raise BenchError(f"{task.run_dir} is not trained yet: nothing to evaluate")
+            self.state(task.run_dir, "evaluating", **job)
+            summary["eval"] = evaluate_run(task.run_dir)
+            if tracker:
+                tracker.summary({"eval": summary["eval"]})
+            self.state(task.run_dir, "done", **job)
+        return [summary]
 
     @contextmanager
     def deferred_preemption(self) -> Iterator:

@@ -9,6 +9,9 @@ from bench.config import build_config
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
+# No test logs to W&B unless it asks to (jobs submitted to SLURM inherit this too).
+os.environ["WANDB_MODE"] = "disabled"
+
 
 # The evaluation protocol cut down to seconds: few probe steps, a small lr grid, 2 draws.
 TINY_EVAL = {
