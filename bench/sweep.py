@@ -3,7 +3,8 @@
     name: masks                     # optional; defaults to the file's stem
     executor: local                 # local | debug | slurm (default: slurm when sbatch is on PATH)
     slurm: {gpus_per_node: 8, tasks_per_node: 8, timeout_min: 240}   # see bench/slurm.py
-    budget: {kind: flops, value: 3.0e+12}   # one budget for every run
+    budget: {kind: flops, value: 3.0e+12}   # one budget for every run; a list of values
+                                            # (value: [1.0e+12, 4.0e+12]) runs the grid at each
     base: {backbone: vit_nano_patch4, ijepa.mask.min_keep: 3}
     grid:                           # a mapping: one cartesian grid over dotted keys;
       ijepa.mask.mode: [official, unbiased]   # a list of mappings: the union of several grids
@@ -69,6 +70,13 @@ def load_sweep(path: str | Path) -> Sweep:
         check_key(key)
     if "budget" in nest(base):
         raise BenchError(f"{path}: set the budget at the top level of the sweep, not in base")
+    budget = data["budget"]
+    if not isinstance(budget, dict):
+        raise BenchError(f"{path}: budget must be a mapping, e.g. budget: {{kind: flops, value: 1e12}}")
+    values = budget.get("value")
+    budgets = [budget | {"value": v} for v in values] if isinstance(values, list) else [budget]
+    if not budgets:
+        raise BenchError(f"{path}: budget.value lists no budget")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or not seeds:
         raise BenchError(f"{path}: seeds must be a non-empty list of integers")
@@ -78,8 +86,8 @@ def load_sweep(path: str | Path) -> Sweep:
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
-            for seed in seeds:
-                raw = merge(merge(nest(base), nest(point)), {"budget": data["budget"], "seed": seed})
+            for one_budget, seed in itertools.product(budgets, seeds):
+                raw = merge(merge(nest(base), nest(point)), {"budget": one_budget, "seed": seed})
                 cfg = build_config(raw)
                 run_id = f"{cfg.method}-{config_hash(cfg)}"
                 runs.setdefault(run_id, Run(run_id, cfg, point))

@@ -30,6 +30,14 @@ def test_sweep_expands_grid_union_with_stable_ids(tmp_path):
     assert all(r.config.budget.value == 3 for r in sweep.runs)
 
 
+def test_a_list_of_budgets_runs_the_grid_at_each(tmp_path):
+    single = load_sweep(write_sweep(tmp_path / "one.yaml", seeds=[0, 1]))
+    both = load_sweep(write_sweep(tmp_path / "two.yaml", seeds=[0, 1], budget={"kind": "steps", "value": [3, 6]}))
+    assert sorted((r.config.budget.value, r.config.seed) for r in both.runs) == [(3, 0), (3, 1), (6, 0), (6, 1)]
+    # the runs at the first budget are the one-budget sweep's runs, ids and all
+    assert {r.run_id for r in single.runs} < {r.run_id for r in both.runs}
+
+
 def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_sweep(tmp_path / "s.yaml", grid={"ijepa.mask.mode": ["official", "unbiased"]})
@@ -106,6 +114,9 @@ BAD_SWEEPS = {
     "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {seed: 3}\n", "non-empty list"),
     "bad value": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.mode: [sideways]}\n", "not one of"),
     "missing data": ("budget: {kind: steps, value: 1}\nbase: {data.root: /no/such/dir}\n", "does not exist"),
+    "budget not a mapping": ("budget: 5\n", "budget must be a mapping"),
+    "empty budget list": ("budget: {kind: steps, value: []}\n", "lists no budget"),
+    "bad budget in list": ("budget: {kind: steps, value: [2, 0]}\n", "budget.value must be > 0"),
 }
 
 
