@@ -66,9 +66,33 @@ def sweep_dir(target: str, root: Path) -> Path:
     return folder
 
 
-def print_table(table) -> None:
+def print_table(table, title: str | None = None) -> None:
+    """A rich table on a terminal; plain text elsewhere (pipes, logs, greps)."""
+    import sys
+
     import pandas as pd
 
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return "-"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.measure import Measurement
+        from rich.table import Table
+
+        rich_table = Table(title=title, header_style="bold")
+        for column in table.columns:
+            rich_table.add_column(
+                str(column), justify="right" if pd.api.types.is_numeric_dtype(table[column]) else "left"
+            )
+        for row in table.itertuples(index=False):
+            rich_table.add_row(*(cell(v) for v in row))
+        console = Console()
+        width = Measurement.get(console, console.options, rich_table).maximum
+        Console(width=max(width, console.width)).print(rich_table)  # wider than the terminal rather than cut
+        return
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
 

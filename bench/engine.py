@@ -38,6 +38,7 @@ from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
 from bench.flops import flop_counter_mode
 from bench.methods import augmentation, build_method
+from bench.progress import progress_bar
 from bench.rundir import CHECKPOINT, METRICS, SUMMARY, parse_record, prepare_run_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -336,12 +337,13 @@ def compute_summary(budget: Budget, n_train: int) -> dict:
 
 def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, stop=None, on_log=None):
     if not ranks().main:  # process 0 writes the run folder
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop, None)
-    with (run_dir / METRICS).open("a") as metrics:
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop, on_log)
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop, None, lambda done: None)
+    description = f"training {run_dir.name} ({cfg.budget.kind} budget)"
+    with (run_dir / METRICS).open("a") as metrics, progress_bar(description, 1.0) as show:
+        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop, on_log, show)
 
 
-def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop, on_log) -> float | None:
+def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop, on_log, show):
     where = ranks()
     dist = torch.distributed
     model = method
@@ -428,6 +430,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
         momentum = method.after_step(budget.progress())
+        show(budget.progress())
         loss_sum += loss.detach()
         loss_n += 1
 

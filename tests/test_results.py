@@ -134,3 +134,18 @@ def test_leaderboards_hold_the_three_tables(sweep):
     assert set(tables) == {"runs", "summary", "compute"}
     assert len(tables["runs"]) == 8  # 6 runs + 2 references
     assert list(tables["compute"]["mae"]) == ["71.00 ± 1.41", "75.00"]
+
+
+def test_progress_bars_show_on_a_terminal_only(capsys, monkeypatch):
+    import sys
+
+    from bench.progress import progress_bar
+
+    with progress_bar("features of 10 images", 10) as show:
+        show(5)
+    assert capsys.readouterr().err == ""  # not a terminal: job logs stay plain
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress_bar("features of 10 images", 10) as show:
+        show(10)
+    err = capsys.readouterr().err
+    assert "features of 10 images" in err and "100%" in err

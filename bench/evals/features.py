@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bench.data import Split, Transformed, eval_transform
+from bench.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,15 @@ def extract(
     n_layers = min(n_layers, len(encoder.blocks))
     has_cls = encoder.cls_token is not None
     avg, cls, labels = [], [], []
-    for images, y in eval_batches(data, size, batch_size):
-        layers = torch.stack(encoder.last_layers(images.to(device, non_blocking=True), n_layers), 1)  # (B, L, T, D)
-        patches = layers[:, :, 1:] if has_cls else layers
-        avg.append(patches.float().mean(2).half().cpu())
-        if has_cls:
-            cls.append(layers[:, :, 0].half().cpu())
-        labels.append(y)
+    with progress_bar(f"features of {len(data)} images", len(data)) as show:
+        for images, y in eval_batches(data, size, batch_size):
+            layers = torch.stack(encoder.last_layers(images.to(device, non_blocking=True), n_layers), 1)  # (B, L, T, D)
+            patches = layers[:, :, 1:] if has_cls else layers
+            avg.append(patches.float().mean(2).half().cpu())
+            if has_cls:
+                cls.append(layers[:, :, 0].half().cpu())
+            labels.append(y)
+            show(sum(len(t) for t in labels))
     out = {"avg": torch.cat(avg), "labels": torch.cat(labels)}
     if has_cls:
         out["cls"] = torch.cat(cls)
