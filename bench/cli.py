@@ -90,7 +90,7 @@ def print_table(table, title: str | None = None) -> None:
         for row in table.itertuples(index=False):
             rich_table.add_row(*(cell(v) for v in row))
         console = Console()
-        width = Measurement.get(console, console.options, rich_table).maximum
+        width = Measurement.get(console, console.options.update(max_width=10_000), rich_table).maximum
         Console(width=max(width, console.width)).print(rich_table)  # wider than the terminal rather than cut
         return
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
