@@ -236,9 +236,11 @@ def report(
     fmt: Annotated[str, typer.Option("--format", help="md | html (self-contained).")] = "md",
     references: Annotated[bool, typer.Option(help="Add the raw-pixel and random-encoder reference rows.")] = True,
     metric: MetricOption = "linear",
+    wandb: Annotated[bool, typer.Option("--wandb", help="Also build a W&B Report (needs WANDB_MODE=online).")] = False,
 ) -> None:
-    """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars."""
-    from bench.report import write_report
+    """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars;
+    with --wandb, also a W&B Report over the sweep's W&B runs."""
+    from bench.report import publish_wandb_report, write_report
 
     if fmt not in ("md", "html"):
         raise BenchError(f"--format must be md or html, got {fmt!r}")
@@ -247,6 +249,15 @@ def report(
     folder, tables = sweep_tables(target, root, references, metric)
     path = write_report(tables, out or folder / "report", folder.name, metric, fmt)
     typer.echo(f"report of {folder.name}: {path}")
+    if wandb:
+        url = publish_wandb_report(tables, folder.name, metric)
+        if url is None:
+            typer.echo(
+                f"W&B is offline: the local report above is the report. To build the W&B one, upload the runs "
+                f"(wandb sync {folder}/*/wandb/offline-run-*) and run this again with WANDB_MODE=online."
+            )
+        else:
+            typer.echo(f"W&B report: {url}")
 
 
 @app.command("eval")

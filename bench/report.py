@@ -1,11 +1,14 @@
-"""A sweep's report: its leaderboards and plots in one Markdown or self-contained HTML file.
+"""A sweep's report: its leaderboards and plots in one Markdown or self-contained HTML file,
+and, online, a W&B Report (wandb-workspaces) over the sweep's W&B runs.
 
-bench report sweeps/methods.yaml                     # runs/methods/report/report.md
-bench report sweeps/methods.yaml --format html --out results/methods
+    bench report sweeps/methods.yaml                     # runs/methods/report/report.md
+    bench report sweeps/methods.yaml --format html --out results/methods
+    WANDB_MODE=online bench report sweeps/methods.yaml --wandb
 """
 
 import base64
 import html
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -63,3 +66,54 @@ td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} img{{max-
 {table(tables["runs"])}
 </body></html>
 """
+
+
+# the W&B summary keys (bench/tracking.py flattens eval.json) of the leaderboard's accuracy columns
+WANDB_KEYS = {"linear": "eval/linear/top1", "knn@20": "eval/knn/top1/20", "linear_1%": "eval/lowshot/1%/mean"}
+
+
+def wandb_report(tables: dict[str, pd.DataFrame], sweep: str, metric: str, entity: str, project: str):
+    """A W&B Report: the compute-against-accuracy table, scatter panels of accuracy against FLOPs
+    and device-hours and the training-loss curves over the sweep's runs (W&B group = sweep, grouped
+    by method), and the configurations table. Not saved: `report.save()` publishes it."""
+    import wandb_workspaces.reports.v2 as wr
+    from wandb_workspaces import expr
+
+    runs = wr.Runset(entity=entity, project=project, name=sweep, filters=expr.And(expr.Metric("Group") == sweep))
+    runs.groupby = ["method"]
+    accuracy = wr.SummaryMetric(WANDB_KEYS.get(metric, metric))
+    panels = [
+        wr.ScatterPlot(title=f"{metric} against FLOPs", x=wr.SummaryMetric("compute/flops"), y=accuracy, log_x=True),
+        wr.ScatterPlot(
+            title=f"{metric} against device-hours", x=wr.SummaryMetric("compute/device_hours"), y=accuracy, log_x=True
+        ),
+        wr.LinePlot(title="training loss", x="Step", y=["loss"]),
+    ]
+    return wr.Report(
+        project=project,
+        entity=entity,
+        title=f"jepa-bench: {sweep}",
+        description=f"Pre-training methods at equal compute budgets, sweep {sweep}: {metric} top-1 against compute.",
+        blocks=[
+            wr.H2(f"Compute against accuracy ({metric}, mean ± std over seeds)"),
+            wr.MarkdownBlock(text=tables["compute"].to_markdown(index=False)),
+            wr.PanelGrid(runsets=[runs], panels=panels),
+            wr.H2("Configurations"),
+            wr.MarkdownBlock(text=markdown_report(tables, sweep, metric).split("## Configurations", 1)[-1]),
+        ],
+    )
+
+
+def publish_wandb_report(tables: dict[str, pd.DataFrame], sweep: str, metric: str) -> str | None:
+    """Save the W&B Report and return its URL; None when W&B is not online (nothing to report on)."""
+    if os.environ.get("WANDB_MODE", "offline") != "online":
+        return None
+    import wandb
+
+    from bench.tracking import PROJECT
+
+    project = os.environ.get("WANDB_PROJECT", PROJECT)
+    entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
+    report = wandb_report(tables, sweep, metric, entity, project)
+    report.save()
+    return report.url

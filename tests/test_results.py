@@ -149,3 +149,30 @@ def test_progress_bars_show_on_a_terminal_only(capsys, monkeypatch):
         show(10)
     err = capsys.readouterr().err
     assert "features of 10 images" in err and "100%" in err
+
+
+def test_wandb_report_offline_writes_the_local_report_and_says_how_to_sync(sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = invoke("report", "methods", "--root", "runs", "--no-references", "--wandb")
+    assert result.exit_code == 0, result.output
+    assert (sweep / "report" / "report.md").is_file()
+    assert "W&B is offline" in result.output and "wandb sync runs/methods/*/wandb/offline-run-*" in result.output
+
+
+def test_wandb_report_holds_the_table_and_panels_over_the_sweeps_runs(sweep):
+    import wandb_workspaces.reports.v2 as wr
+
+    from bench.report import wandb_report
+
+    tables = leaderboards(collate(sweep, REFERENCES), "linear")
+    report = wandb_report(tables, "methods", "linear", entity="someone", project="jepa-bench")
+    assert report.title == "jepa-bench: methods" and report.project == "jepa-bench"
+    grid = next(b for b in report.blocks if isinstance(b, wr.PanelGrid))
+    runset = grid.runsets[0]
+    assert runset.groupby == ["method"] and "methods" in str(runset.filters)  # the sweep's W&B group
+    scatter = [p for p in grid.panels if isinstance(p, wr.ScatterPlot)]
+    assert {str(p.x) for p in scatter} >= {str(wr.SummaryMetric("compute/flops"))}
+    assert all(str(p.y) == str(wr.SummaryMetric("eval/linear/top1")) for p in scatter)
+    text = next(b for b in report.blocks if isinstance(b, wr.MarkdownBlock)).text
+    assert "71.00 ± 1.41" in text and "84.5" in text  # the compute table, reference column included
