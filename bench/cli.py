@@ -214,6 +214,8 @@ def collate(
     CSV and Markdown) into the sweep folder, and print them."""
     from bench.results import write_leaderboards
 
+    if out is not None and out.suffix != ".csv":
+        raise BenchError(f"--out {out} must name a CSV file in the results folder, e.g. results/masks.csv")
     if out is not None:
         results_path(out)
     folder, tables = sweep_tables(target, root, references, metric)

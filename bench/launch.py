@@ -137,6 +137,9 @@ class Job:
             job = {"job_id": job_id} if job_id else {}
             tracker = Tracker(task.config, task.run_dir, "train" if task.train else "eval") if self.main else None
             try:
+                if self.main:  # another config in the folder is refused before anything is logged
+                    prepare_run_dir(task.config, task.run_dir)
+                tracker.start() if tracker else None
                 summaries += self.run_task(task, job, requeue, tracker)
             except Preempted:
                 self.state(task.run_dir, "requeued", **job)
@@ -147,6 +150,8 @@ class Job:
                 log.error("%s failed: %s", task.run_dir, reason)
                 self.state(task.run_dir, "failed", error=(reason.splitlines() or [""])[0], **job)
                 errors.append(e)
+                if tracker is not None:
+                    tracker.finish(exit_code=1)
             finally:
                 if tracker is not None:
                     tracker.finish()
@@ -161,8 +166,6 @@ class Job:
 
         summary = read_json(task.run_dir / SUMMARY) or {}
         if task.train:
-            if self.main:
-                prepare_run_dir(task.config, task.run_dir)  # another config in the folder is refused
             if (read_json(task.run_dir / STATE) or {}).get("state") == "done":
                 return []
             self.state(task.run_dir, "running", **job)
@@ -183,8 +186,8 @@ class Job:
                 raise BenchError(f"{task.run_dir} is not trained yet: nothing to evaluate")
             self.state(task.run_dir, "evaluating", **job)
             summary["eval"] = evaluate_run(task.run_dir)
-            if tracker:
-                tracker.summary({"eval": summary["eval"]})
+            if tracker:  # with the compute: one W&B run holds both axes of a compute-against-accuracy plot
+                tracker.summary({"compute": summary.get("compute", {}), "eval": summary["eval"]})
             self.state(task.run_dir, "done", **job)
         return [summary]
 

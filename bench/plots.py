@@ -56,11 +56,14 @@ def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"
     return fig
 
 
-def ablation_bars(summary: pd.DataFrame, metric: str = "linear"):
-    """A horizontal bar per configuration, best on top, error bars over seeds. The axis starts a
-    little below the lowest bar or reference line, so differences of a point stay visible."""
+def ablation_bars(summary: pd.DataFrame, metric: str = "linear", budget: float | None = None):
+    """A horizontal bar per configuration at one budget (default: the largest), best on top, error
+    bars over seeds. The axis starts a little below the lowest bar or reference line, so
+    differences of a point stay visible."""
     runs = summary[summary["seeds"].notna()].copy()
     runs["label"] = labels(summary)[runs.index]
+    budget = runs["budget"].max() if budget is None else budget
+    runs = runs[runs["budget"] == budget]
     runs = runs.sort_values(metric, ascending=True)
     fig, ax = _figure(8.0, max(3.0, 0.35 * len(runs) + 1.5))
     std = runs.get(f"{metric}_std")
@@ -74,7 +77,8 @@ def ablation_bars(summary: pd.DataFrame, metric: str = "linear"):
     ax.set_xlim(left=max(0.0, 5 * (low // 5) - 5))
     ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")
     ax.set_ylabel("configuration")
-    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} by configuration, equal budget")
+    kind = runs["budget_kind"].iloc[0] if len(runs) else ""
+    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} by configuration at {budget:g} {kind}")
     ax.grid(axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="lower right")

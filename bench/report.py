@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import plots
+from bench.errors import BenchError
 from bench.results import markdown_report, write_leaderboards
 
 
@@ -68,8 +69,17 @@ td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} img{{max-
 """
 
 
-# the W&B summary keys (bench/tracking.py flattens eval.json) of the leaderboard's accuracy columns
-WANDB_KEYS = {"linear": "eval/linear/top1", "knn@20": "eval/knn/top1/20", "linear_1%": "eval/lowshot/1%/mean"}
+def wandb_key(metric: str) -> str:
+    """The W&B summary key (bench/tracking.py flattens eval.json) of a leaderboard column."""
+    if metric == "linear":
+        return "eval/linear/top1"
+    if metric.startswith("knn@"):
+        return f"eval/knn/top1/{metric[4:]}"
+    if metric.startswith("knn_") and metric.endswith("shot"):
+        return f"eval/knn_fewshot/{metric[4:-4]}/mean"
+    if metric.startswith("linear_"):
+        return f"eval/lowshot/{metric[7:]}/mean"
+    return metric
 
 
 def wandb_report(tables: dict[str, pd.DataFrame], sweep: str, metric: str, entity: str, project: str):
@@ -81,7 +91,7 @@ def wandb_report(tables: dict[str, pd.DataFrame], sweep: str, metric: str, entit
 
     runs = wr.Runset(entity=entity, project=project, name=sweep, filters=expr.And(expr.Metric("Group") == sweep))
     runs.groupby = ["method"]
-    accuracy = wr.SummaryMetric(WANDB_KEYS.get(metric, metric))
+    accuracy = wr.SummaryMetric(wandb_key(metric))
     panels = [
         wr.ScatterPlot(title=f"{metric} against FLOPs", x=wr.SummaryMetric("compute/flops"), y=accuracy, log_x=True),
         wr.ScatterPlot(
@@ -113,7 +123,12 @@ def publish_wandb_report(tables: dict[str, pd.DataFrame], sweep: str, metric: st
     from bench.tracking import PROJECT
 
     project = os.environ.get("WANDB_PROJECT", PROJECT)
-    entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
-    report = wandb_report(tables, sweep, metric, entity, project)
-    report.save()
+    try:
+        entity = os.environ.get("WANDB_ENTITY") or wandb.Api().default_entity
+        report = wandb_report(tables, sweep, metric, entity, project)
+        report.save()
+    except (wandb.errors.Error, OSError, ValueError) as e:  # no key, no network: the local report stands
+        raise BenchError(
+            f"the W&B report was not saved ({str(e).strip().splitlines()[0]}); the local one was"
+        ) from None
     return report.url

@@ -141,8 +141,9 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     std over its seeds of every accuracy and compute column, and how many seeds stand behind it.
     Reference rows are kept as they are (they have no seeds)."""
     group = [c for c in table.attrs.get("group", ["method"]) if c in table]
-    runs = table[table["status"] != "reference"].copy()
+    runs = table[table["status"] == "done"].copy()  # a run still training or failed has no final compute
     refs = table[table["status"] == "reference"]
+    refs = refs[[c for c in refs.columns if not c.endswith("_std")]]  # their std is over draws, not seeds
     metrics = [
         c
         for c in runs.columns
@@ -205,7 +206,8 @@ def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".4g", missingval="")
+    cells = table.astype(object).where(table.notna(), None)  # tabulate leaves NaN as "nan"
+    return cells.to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
 def leaderboards(table: pd.DataFrame, metric: str = "linear") -> dict[str, pd.DataFrame]:

@@ -5,12 +5,18 @@ WANDB_MODE=online and has a key (`wandb login`); WANDB_MODE=disabled turns it of
 
     WANDB_MODE=online WANDB_PROJECT=my-ssl bench sweep sweeps/methods.yaml
 
-A requeued or re-evaluated run resumes the same W&B run (its id comes from the run folder).
+Each session of a run folder (training, a requeued continuation, the evaluation) is a W&B
+run of its own, named after the folder, in the sweep's group, with its job type: syncing
+offline runs that share an id would replace one with the other. The evaluation's W&B run
+holds both the compute used and the accuracies, the axes of a compute-against-accuracy plot.
+W&B never stops training: its errors are logged as warnings.
 """
 
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.config import RunConfig, to_dict
@@ -31,53 +37,64 @@ def flatten(record: dict, prefix: str = "") -> dict:
     return out
 
 
-def run_id(run_dir: Path) -> str:
-    """Stable per run folder (a requeued job logs into the same W&B run), unique across folders."""
+def run_id(run_dir: Path, job_type: str) -> str:
+    """Unique per run folder (its path's digest) and session (the W&B runs the folder already has)."""
     digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:6]
-    return f"{Path(run_dir).name}-{digest}"
+    session = len(list(Path(run_dir).glob("wandb/*run-*")))
+    return f"{Path(run_dir).name}-{digest}-{job_type}{session}"
 
 
 class Tracker:
-    """One W&B run for one run folder; a no-op when W&B is disabled."""
+    """One W&B run for one session of a run folder; a no-op when W&B is disabled or fails."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, job_type: str) -> None:
+        self.cfg, self.run_dir, self.job_type = cfg, Path(run_dir), job_type
         self.run = None
+
+    def start(self) -> None:
         mode = os.environ.get("WANDB_MODE", "offline")
         if mode == "disabled":
             return
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        try:
-            self.run = self._init(wandb, cfg, run_dir, job_type, mode)
-        except wandb.errors.Error as e:  # e.g. online without a key: the run matters more than its W&B copy
-            log.warning("W&B did not start (%s); %s goes on without it", str(e).splitlines()[0], run_dir)
+        with self.guard("start"):
+            self.run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", PROJECT),
+                group=self.run_dir.parent.name,  # the sweep
+                name=self.run_dir.name,
+                id=run_id(self.run_dir, self.job_type),
+                job_type=self.job_type,
+                dir=str(self.run_dir),
+                config=to_dict(self.cfg),
+                mode=mode,
+                tags=[self.cfg.method, self.cfg.backbone, f"{self.cfg.budget.kind}={self.cfg.budget.value:g}"],
+            )
 
-    @staticmethod
-    def _init(wandb, cfg: RunConfig, run_dir: Path, job_type: str, mode: str):
-        return wandb.init(
-            project=os.environ.get("WANDB_PROJECT", PROJECT),
-            group=Path(run_dir).parent.name,  # the sweep
-            name=Path(run_dir).name,
-            id=run_id(run_dir),
-            resume="allow",
-            job_type=job_type,
-            dir=str(run_dir),
-            config=to_dict(cfg),
-            mode=mode,
-            tags=[cfg.method, cfg.backbone, f"{cfg.budget.kind}={cfg.budget.value:g}"],
-        )
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """W&B's errors (no key, no network, a full disk) become a warning: the run matters more."""
+        import wandb
+
+        try:
+            yield
+        except (wandb.errors.Error, OSError, ValueError) as e:
+            log.warning("W&B could not %s (%s); %s goes on without it", what, str(e).splitlines()[:1], self.run_dir)
+            self.run = None
 
     def log(self, record: dict) -> None:
         """A metrics.jsonl record: loss, lr, wd, EMA, images, FLOPs and device-hours at its step."""
         if self.run is not None:
-            self.run.log(flatten({k: v for k, v in record.items() if k != "step"}), step=record["step"])
+            with self.guard("log"):
+                self.run.log(flatten({k: v for k, v in record.items() if k != "step"}), step=record["step"])
 
     def summary(self, values: dict) -> None:
         if self.run is not None:
-            self.run.summary.update(flatten(values))
+            with self.guard("write the summary"):
+                self.run.summary.update(flatten(values))
 
-    def finish(self) -> None:
+    def finish(self, exit_code: int = 0) -> None:
         if self.run is not None:
-            self.run.finish()
+            with self.guard("finish"):
+                self.run.finish(exit_code=exit_code)
             self.run = None

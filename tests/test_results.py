@@ -1,6 +1,8 @@
 """Leaderboards, plots and reports from fixture run folders (no training): collation is a pure
 function of the folders, so every number here is checked against the one written in."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -99,9 +101,10 @@ def test_plots_are_pngs_with_the_right_axes(sweep, tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(paths[0]).ndim == 3
     assert paths[1].read_text().lstrip().startswith("<?xml")
-    bars = plots.ablation_bars(summary, "knn@20").axes[0]
+    bars = plots.ablation_bars(summary, "knn@20").axes[0]  # one bar per configuration, at the largest budget
     assert bars.get_xlabel() == "k-NN (k=20) top-1 (%)" and bars.get_ylabel() == "configuration"
-    assert sorted(p.get_width() for p in bars.patches) == sorted([52.0, 58.0, 71.0, 75.0])
+    assert sorted(p.get_width() for p in bars.patches) == [58.0, 75.0] and "2e+12" in bars.get_title()
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["ijepa", "mae"]
 
 
 def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
@@ -125,6 +128,8 @@ def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
 
     outside = invoke("report", "methods", "--root", "runs", "--out", str(tmp_path / "elsewhere"))
     assert outside.exit_code == 2 and "outside the results folder" in outside.output
+    folder = invoke("collate", "methods", "--root", "runs", "--out", "results", "--no-references")
+    assert folder.exit_code == 2 and "must name a CSV file in the results folder" in folder.output
     unknown = invoke("collate", "methods", "--root", "runs", "--metric", "top5", "--no-references")
     assert unknown.exit_code == 2 and "no run of methods has a 'top5' result" in unknown.output
 
@@ -176,3 +181,16 @@ def test_wandb_report_holds_the_table_and_panels_over_the_sweeps_runs(sweep):
     assert all(str(p.y) == str(wr.SummaryMetric("eval/linear/top1")) for p in scatter)
     text = next(b for b in report.blocks if isinstance(b, wr.MarkdownBlock)).text
     assert "71.00 ± 1.41" in text and "84.5" in text  # the compute table, reference column included
+
+
+def test_runs_not_done_do_not_count_as_seeds_and_tables_show_no_nan(sweep):
+    from bench.results import to_markdown
+
+    running = write_run(sweep, "ijepa", 1e12, 2, 99.0, 99.0, 99.0)  # a third seed, still training
+    summary_path = running / SUMMARY
+    summary_path.write_text(summary_path.read_text().replace('"done"', '"running"'))
+    summary = summarize(collate(sweep, REFERENCES))
+    row = summary[(summary["method"] == "ijepa") & (summary["budget"] == 1e12)].iloc[0]
+    assert row["seeds"] == 2 and row["linear"] == pytest.approx(71.0)
+    assert "linear_1%_std" not in summary.columns or summary.loc[summary["seeds"].isna(), "linear_1%_std"].isna().all()
+    assert not re.search(r"\bnan\b", to_markdown(summary))  # (vit_nano contains "nan")

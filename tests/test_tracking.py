@@ -45,7 +45,7 @@ def test_a_run_logs_config_curves_compute_and_eval_to_an_offline_wandb_run(tmp_p
     run_dir = tmp_path / "sweepname" / "ijepa-run"
     Job([Task(tiny_config(), run_dir)], token="t")()
     files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(files) == 1 and run_id(run_dir) in files[0].name
+    assert len(files) == 1 and files[0].name.startswith("run-ijepa-run-") and files[0].name.endswith("-train0.wandb")
     records = wandb_records(files[0])
     kinds = [r.WhichOneof("record_type") for r in records]
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
@@ -66,6 +66,12 @@ def test_a_run_logs_config_curves_compute_and_eval_to_an_offline_wandb_run(tmp_p
     assert summary["eval/knn/top1/5"] == evaluation["knn"]["top1"]["5"]
     assert summary["compute/steps"] == 4 and "compute/device_hours" in summary
     assert "exit" in kinds  # finished cleanly
+
+    # evaluating again is a W&B run of its own (syncing two offline runs with one id would lose one)
+    Job([Task(tiny_config(), run_dir, train=False)], token="t")()
+    files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 2 and any(f.name.endswith("-eval1.wandb") for f in files)
+    assert run_id(run_dir, "eval").endswith("-eval2")
 
 
 def test_flatten_makes_slash_separated_keys():
