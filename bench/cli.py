@@ -185,9 +185,15 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
     if not dirs:
         raise BenchError(f"no runs under {folder}")
     refs = {}
-    if references:
-        cfg = read_config(dirs[0] / "config.yaml")
-        refs = {name: reference(name, cfg, root / "references") for name in ("pixels", "random")}
+    if references:  # raw pixels, and a random encoder of each kind the sweep evaluates ([cls] or not)
+        from bench.evals.run import has_cls
+
+        configs = [read_config(d / "config.yaml") for d in dirs]
+        refs = {"pixels": reference("pixels", configs[0], root / "references")}
+        kinds = {(c.backbone, has_cls(c)): c for c in configs}
+        for (backbone, cls), cfg in kinds.items():
+            name = "random" if len(kinds) == 1 else f"random ({backbone}{', [cls]' if cls else ''})"
+            refs[name] = reference("random", cfg, root / "references")
     table = make_table(folder, refs)
     if metric not in table:
         raise BenchError(f"no run of {folder.name} has a {metric!r} result yet (evaluate them: bench eval)")

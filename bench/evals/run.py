@@ -139,24 +139,33 @@ def evaluate_run(run_dir: Path) -> dict:
     return record
 
 
+def has_cls(cfg: RunConfig) -> bool:
+    """Whether the encoder a run of this config is evaluated on has a [cls] token (MAE, the data2vecs)."""
+    with torch.device("meta"):
+        return build_method(cfg, 1).eval_encoder().cls_token is not None
+
+
 def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
-    """A reference row through the same protocol, computed once per dataset (and backbone) and cached:
-    `pixels` (normalised raw pixels) or `random` (the run's backbone, randomly initialised, seed 0)."""
+    """A reference row through the same protocol, computed once per dataset (and encoder) and cached:
+    `pixels` (normalised raw pixels) or `random` (the encoder the run is evaluated on, as its method
+    builds it before any training: the run's backbone, with a [cls] token where the method has one;
+    seed 0). A [cls] encoder can be read through its [cls] views, so it needs its own random row."""
     protocol = {"data": asdict(cfg.data), "eval": asdict(cfg.eval)}
+    cls = name == "random" and has_cls(cfg)
     if name == "random":
         protocol["backbone"] = cfg.backbone
+    if cls:
+        protocol["cls"] = True  # (absent otherwise: the cached rows of [cls]-less encoders keep their key)
     digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
-    label = f"{name}-{cfg.backbone}" if name == "random" else name
+    label = f"{name}-{cfg.backbone}{'-cls' if cls else ''}" if name == "random" else name
     folder = Path(cache_dir) / f"{label}-{cfg.data.name}-{digest}"
     cached = read_json(folder / EVAL)
     if cached is not None:
         return cached
 
     def make_encoder(channels: int):
-        from bench.backbones import BACKBONES
-
         torch.manual_seed(0)
-        return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=channels)
+        return build_method(cfg, channels).eval_encoder()
 
     train, test, split = extract_splits(make_encoder if name == "random" else None, cfg, folder, {"reference": name})
     record = evaluate_features(train, test, cfg, split) | {"dataset": cfg.data.name, "reference": label}
