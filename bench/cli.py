@@ -185,14 +185,14 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
     if not dirs:
         raise BenchError(f"no runs under {folder}")
     refs = {}
-    if references:  # raw pixels, and a random encoder of each kind the sweep evaluates ([cls] or not)
-        from bench.evals.run import has_cls
-
+    if references:  # raw pixels, and each evaluated encoder as its method initialises it
         configs = [read_config(d / "config.yaml") for d in dirs]
         refs = {"pixels": reference("pixels", configs[0], root / "references")}
-        kinds = {(c.backbone, has_cls(c)): c for c in configs}
-        for (backbone, cls), cfg in kinds.items():
-            name = "random" if len(kinds) == 1 else f"random ({backbone}{', [cls]' if cls else ''})"
+        kinds = {(c.backbone, c.method): c for c in configs}
+        backbones = {backbone for backbone, _ in kinds}
+        for (backbone, method), cfg in sorted(kinds.items()):
+            where = f"{method}, {backbone}" if len(backbones) > 1 else method
+            name = "random" if len(kinds) == 1 else f"random ({where})"
             refs[name] = reference("random", cfg, root / "references")
     table = make_table(folder, refs)
     if metric not in table:

@@ -143,13 +143,13 @@ def test_random_encoder_reference_is_computed_once(tmp_path, tiny, monkeypatch):
     real = features.extract
     monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
     record = evals_run.reference("random", cfg, tmp_path)
-    assert record["reference"] == "random-vit_nano_patch4" and len(calls) == 2
+    assert record["reference"] == "random-vit_nano_patch4-ijepa" and len(calls) == 2
     assert evals_run.reference("random", cfg, tmp_path) == record and len(calls) == 2
     assert 0 <= record["linear"]["top1"] <= 100
-    # MAE is evaluated on an encoder with a [cls] token: its random row is that encoder, with [cls] views
-    with_cls = evals_run.reference("random", tiny("mae"), tmp_path)
-    assert with_cls["reference"] == "random-vit_nano_patch4-cls" and len(calls) == 4
-    assert "last4_cls" in json.dumps(with_cls["linear"]) and "last4_cls" not in json.dumps(record["linear"])
+    # MAE's encoder (its own init, a [cls] token) has its own random row, with [cls] views
+    mae = evals_run.reference("random", tiny("mae"), tmp_path)
+    assert mae["reference"] == "random-vit_nano_patch4-mae" and len(calls) == 4
+    assert "last4_cls" in json.dumps(mae["linear"]) and "last4_cls" not in json.dumps(record["linear"])
 
 
 def test_lowshot_file_needs_an_imagefolder(tmp_path, tiny):

@@ -139,25 +139,19 @@ def evaluate_run(run_dir: Path) -> dict:
     return record
 
 
-def has_cls(cfg: RunConfig) -> bool:
-    """Whether the encoder a run of this config is evaluated on has a [cls] token (MAE, the data2vecs)."""
-    with torch.device("meta"):
-        return build_method(cfg, 1).eval_encoder().cls_token is not None
-
-
 def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
     """A reference row through the same protocol, computed once per dataset (and encoder) and cached:
     `pixels` (normalised raw pixels) or `random` (the encoder the run is evaluated on, as its method
-    builds it before any training: the run's backbone, with a [cls] token where the method has one;
-    seed 0). A [cls] encoder can be read through its [cls] views, so it needs its own random row."""
+    builds it before any training, seed 0). Methods initialise differently (MAE: Xavier; I-JEPA and
+    the data2vecs: truncated normal, std 0.02) and some add a [cls] token, so each method has its
+    own random row."""
     protocol = {"data": asdict(cfg.data), "eval": asdict(cfg.eval)}
-    cls = name == "random" and has_cls(cfg)
     if name == "random":
         protocol["backbone"] = cfg.backbone
-    if cls:
-        protocol["cls"] = True  # (absent otherwise: the cached rows of [cls]-less encoders keep their key)
+        if cfg.method != "ijepa":  # (absent for I-JEPA: its cached rows keep their key)
+            protocol["method"] = cfg.method
     digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
-    label = f"{name}-{cfg.backbone}{'-cls' if cls else ''}" if name == "random" else name
+    label = f"{name}-{cfg.backbone}-{cfg.method}" if name == "random" else name
     folder = Path(cache_dir) / f"{label}-{cfg.data.name}-{digest}"
     cached = read_json(folder / EVAL)
     if cached is not None:
