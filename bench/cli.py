@@ -28,6 +28,7 @@ app = typer.Typer(
 RootOption = Annotated[
     Path, typer.Option("--root", envvar="BENCH_ROOT", help="Folder holding one sub-folder per sweep.")
 ]
+TargetArgument = Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")]
 ProfileOption = Annotated[
     Path | None,
     typer.Option(
@@ -139,7 +140,7 @@ def sweep(
 @app.command()
 @user_errors
 def status(
-    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    target: TargetArgument,
     root: RootOption = Path("runs"),
 ) -> None:
     """Show a table of a sweep's runs and their states."""
@@ -154,7 +155,7 @@ def status(
 @app.command()
 @user_errors
 def cancel(
-    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    target: TargetArgument,
     root: RootOption = Path("runs"),
 ) -> None:
     """Cancel the jobs of a sweep's active runs; `bench sweep` later resumes them from their checkpoints."""
@@ -208,7 +209,7 @@ MetricOption = Annotated[
 @app.command()
 @user_errors
 def collate(
-    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    target: TargetArgument,
     root: RootOption = Path("runs"),
     out: Annotated[
         Path | None, typer.Option(help="Also write the tables here: NAME.csv, NAME_summary.csv, ... (inside results/).")
@@ -236,7 +237,7 @@ def collate(
 @app.command()
 @user_errors
 def report(
-    target: Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")],
+    target: TargetArgument,
     root: RootOption = Path("runs"),
     out: Annotated[
         Path | None, typer.Option(help="Folder for the report (inside results/); default SWEEP/report.")

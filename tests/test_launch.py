@@ -148,11 +148,17 @@ def test_run_state_joins_the_run_folder_and_the_slurm_queue(tmp_path):
     assert not run_state(run, FakeQueue({"7_0": "CANCELLED"}))["active"]
 
 
+def dead_process() -> subprocess.Popen:
+    """A child that has already exited: its pid names no live process."""
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return finished
+
+
 def test_a_claim_without_job_ids_is_owned_while_its_launcher_lives(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    finished = subprocess.Popen(["true"])
-    finished.wait()
+    finished = dead_process()
     claim = {"executor": "slurm", "token": "t", "host": socket.gethostname()}
     write_json(claim | {"launcher_pid": os.getpid()}, run / SUBMISSION)
     assert run_state(run, FakeQueue({}))["state"] == "submitted" and run_state(run, FakeQueue({}))["active"]
@@ -164,8 +170,7 @@ def test_a_claim_without_job_ids_is_owned_while_its_launcher_lives(tmp_path):
 def test_a_local_run_whose_process_died_is_crashed(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    finished = subprocess.Popen(["true"])
-    finished.wait()
+    finished = dead_process()
     here = {"executor": "local", "token": "a", "host": socket.gethostname()}
     write_json(here | {"pid": finished.pid}, run / SUBMISSION)
     assert run_state(run)["state"] == "crashed"
