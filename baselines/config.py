@@ -21,6 +21,7 @@ class MAEConfig:
     norm_pix_loss: bool = True  # each target patch normalised by its own mean and variance
     crop_scale: tuple[float, float] = (0.2, 1.0)
     hflip: bool = True
+    interpolation: str = "bicubic"  # main_pretrain.py: RandomResizedCrop(..., interpolation=3)
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Data2VecConfig:
     num_clones: int = 16  # R; the teacher runs once per image, its targets are repeated R times
     mask_ratio: float = 0.8  # ViT-B; 0.75 for L/H
     block_size: int = 3  # the kept blocks are block_size x block_size
-    # None: every block. The paper's ViT-B averages its 10 main blocks, after 2 that act as a
-    # modality pre-net; these backbones have no pre-net, so every block is a main block.
+    # None: fairseq's K for the depth — the top 10 of 12 blocks (ViT-B: 10 main blocks after a
+    # 2-block pre-net), 18 of 24 (L), 24 of 32 (H) — and the top 3/4, rounded, at other depths.
     top_k: int | None = None
     decoder_dim: int = 768
     decoder_layers: int = 6
@@ -41,8 +42,12 @@ class Data2VecConfig:
     mask_noise_std: float = 0.01  # masked slots enter the decoder as N(0, std) noise
     cls_loss: float = 0.01  # weight of the [cls] → mean-target regression
     ema: tuple[float, float] = (0.9998, 0.99999)
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # the reference is silent: torchvision's default
+    # updates over which the momentum ramps from ema[0] to ema[1], then holds (fairseq's
+    # ema_anneal_end_step, 100k of ViT-B's 375,300); None: over the whole budget
+    ema_steps: int | None = 100_000
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # fairseq's MaeImageDataset
     hflip: bool = True
+    interpolation: str = "bicubic"
 
 
 @dataclass
@@ -50,13 +55,15 @@ class Data2VecV1Config:
     """data2vec v1 (Baevski et al. 2022a, BEiT-based): learned mask tokens inside the encoder,
     BEiT block-wise masking, top-6 layer-normed teacher layers, smooth-L1 with beta 2."""
 
-    mask_ratio: float = 0.6  # round(N ratio) patches: 118 of 196 (BEiT's 120 is a ratio of 0.612)
+    mask_ratio: float = 120 / 196  # round(N ratio) patches: the README runs' 120 of 196 at ViT-B/16
     min_block: int = 16  # BEiT's smallest masked block, in patches
     top_k: int = 6
     loss_beta: float = 2.0
-    ema: tuple[float, float] = (0.9998, 0.9998)  # constant
+    ema: tuple[float, float] = (0.9998, 0.9998)  # constant (the README's ViT-B run: --ema_start_at 0)
     crop_scale: tuple[float, float] = (0.08, 1.0)  # BEiT's
     hflip: bool = True
+    interpolation: str = "bicubic"
+    color_jitter: float = 0.4  # ColorJitter(0.4, 0.4, 0.4): brightness, contrast, saturation (3-channel data)
 
 
 # Optimizer settings per method (keys of bench.config.OptimConfig). Learning rates are used as

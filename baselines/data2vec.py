@@ -6,15 +6,16 @@ are bench/ema.py's, the same code I-JEPA's target encoder uses.
   every clone with its own inverse block mask; the student encodes the kept tokens (plus
   [cls]); a conv decoder fills the masked slots, which enter as N(0, 0.01) noise; targets
   are the teacher's top-K FFN outputs, instance-normed, averaged, layer-normed, computed
-  once per image and repeated R times. L2 on masked positions scaled by 1/sqrt(D), plus
-  0.01 x the same loss of the student's [cls] output against the mean target (both
-  averaged: per masked patch and per clone).
+  once per image and repeated R times. L2 on masked positions scaled by 1/sqrt(D), averaged
+  per masked patch, plus 0.01 x the same loss of the student's [cls] output against the mean
+  target summed over the process's clones (fairseq's normalisation). The EMA ramps over the
+  first 100k updates and holds; the student is the evaluated encoder.
 - ``Data2VecV1`` — data2vec (Baevski et al. 2022, image model on BEiT's code), the version
   I-JEPA's tables compare against: the student sees every token, masked ones replaced by
   a learned mask token; targets are the teacher's top-6 block outputs, layer-normed without
   parameters, averaged, layer-normed; smooth-L1 (beta 2, averaged over elements) through a
-  linear head on the masked outputs. BEiT's drop-path and layer-scale are not used: every
-  method shares the same backbone.
+  linear head on the masked outputs; no weight decay on [cls]. BEiT's drop-path, layer-scale
+  and relative position bias are not used: every method shares the same backbone.
 """
 
 import math
@@ -75,17 +76,37 @@ class ConvDecoder(nn.Module):
         return self.proj(x.flatten(2).transpose(1, 2))
 
 
+OFFICIAL_TOP_K = {12: 10, 24: 18, 32: 24}  # fairseq's data2vec 2.0: ViT-B, L, H
+
+
+def default_top_k(depth: int) -> int:
+    """data2vec 2.0's teacher layers averaged into targets: fairseq's K where it has one for this
+    depth, else the top 3/4 of the blocks, rounded."""
+    return OFFICIAL_TOP_K.get(depth, max(1, round(0.75 * depth)))
+
+
+def bert_init(encoder: VisionTransformer) -> None:
+    """fairseq's `init_bert_params` on data2vec 2.0's blocks: every Linear normal(0, 0.02), bias 0,
+    with no residual rescale; its [cls] token is drawn from N(0, 1) (`init_extra_token_zero: false`)."""
+    for m in encoder.blocks.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    nn.init.normal_(encoder.cls_token, std=1.0)
+
+
 class TeacherStudent(nn.Module):
     """What both data2vecs share: a student encoder with [cls], its EMA teacher (the whole encoder,
-    patch embedding included) whose top-K layers are the targets, the EMA step, and the teacher
-    as the evaluated encoder. `key` names the config section in error messages."""
+    patch embedding included) whose top-K layers are the targets, the EMA step, and the student
+    as the evaluated encoder (as both official codebases do). `key` names the config section in error messages."""
 
     def __init__(self, encoder: VisionTransformer, cfg, key: str) -> None:
         super().__init__()
         if encoder.cls_token is None:
             raise ValueError(f"{key}'s encoder needs a [cls] token")
         depth = len(encoder.blocks)
-        self.top_k = depth if cfg.top_k is None else cfg.top_k
+        self.top_k = default_top_k(depth) if cfg.top_k is None else cfg.top_k
         if not 1 <= self.top_k <= depth:
             raise ValueError(f"{key}.top_k={self.top_k} must be between 1 and the encoder's {depth} blocks")
         self.cfg = cfg
@@ -95,17 +116,23 @@ class TeacherStudent(nn.Module):
     def input_sampler(self):
         return self.masks
 
-    def after_step(self, progress: float) -> float:
-        momentum = ema_momentum(progress, *self.cfg.ema)
+    def after_step(self, progress: float, step: int) -> float:
+        horizon = getattr(self.cfg, "ema_steps", None)  # data2vec 2.0 ramps over a fixed number of updates
+        momentum = ema_momentum(progress if horizon is None else step / horizon, *self.cfg.ema)
         self.teacher.update(self.encoder, momentum)
         return momentum
 
-    def eval_encoder(self) -> VisionTransformer:
-        return self.teacher.net  # the EMA teacher, as for I-JEPA (issue 4's protocol)
+    # Both official codebases evaluate the student: fairseq's data2vec 2.0 image fine-tuning
+    # deletes the EMA copy and loads the student; data2vec v1 (BEiT code) fine-tunes `model`.
+    evaluated = "student"
+
+    def encoders(self) -> dict[str, VisionTransformer]:
+        return {"student": self.encoder, "teacher": self.teacher.net}
 
 
 class Data2Vec(TeacherStudent):
     def __init__(self, encoder: VisionTransformer, cfg: Data2VecConfig, seed: int = 0) -> None:
+        bert_init(encoder)  # before the teacher copies it
         super().__init__(encoder, cfg, "data2vec")
         self.decoder = ConvDecoder(encoder.grid, encoder.embed_dim, cfg)
         self.decoder.apply(init_weights)
@@ -126,10 +153,14 @@ class Data2Vec(TeacherStudent):
         masked = torch.ones(keep.shape[0], tokens.shape[1], dtype=torch.bool, device=keep.device)
         masked.scatter_(1, keep, False)
         scale = 1 / math.sqrt(dim)
-        patch_loss = (pred.float() - y).pow(2).sum(-1)[masked].mean() * scale
-        cls_loss = (z[:, 0].float() - y.mean(1)).pow(2).sum(-1).mean() * scale
-        loss = patch_loss + self.cfg.cls_loss * cls_loss
-        return {"loss": loss, "patch_loss": patch_loss.detach(), "cls_loss": cls_loss.detach()}
+        patch_loss = (pred.float() - y).pow(2).sum(-1)[masked].mean() * scale  # per masked patch
+        cls_loss = (z[:, 0].float() - y.mean(1)).pow(2).sum(-1) * scale  # (B*R,): per clone
+        # fairseq weighs the [cls] loss by cls_loss * sample_size (this process's masked patches) and
+        # sums it over the clones; the trainer divides the total by sample_size. So the [cls] term is
+        # cls_loss x the sum over this process's B*R clones (ViT-B: 0.01 x 16 images x 16 clones =
+        # 2.56 x the mean), not the mean over clones.
+        loss = patch_loss + self.cfg.cls_loss * cls_loss.sum()
+        return {"loss": loss, "patch_loss": patch_loss.detach(), "cls_loss": cls_loss.mean().detach()}
 
 
 class Data2VecV1(TeacherStudent):
@@ -140,6 +171,9 @@ class Data2VecV1(TeacherStudent):
         self.head = nn.Linear(encoder.embed_dim, encoder.embed_dim)
         self.head.apply(init_weights)
         self.masks = BlockMask(encoder.grid, cfg.mask_ratio, cfg.min_block, seed)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"encoder.cls_token"}  # BEiT's no_weight_decay(): pos_embed (fixed here) and cls_token
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, masked = batch["images"], batch["masked"]  # masked (B, N) bool

@@ -83,8 +83,10 @@ class MAE(nn.Module):
         removed = torch.ones_like(per_patch).scatter(1, keep, 0.0)
         return {"loss": (per_patch * removed).sum() / removed.sum()}
 
-    def after_step(self, progress: float) -> None:
+    def after_step(self, progress: float, step: int) -> None:
         return None
 
-    def eval_encoder(self) -> VisionTransformer:
-        return self.encoder
+    evaluated = "student"  # MAE has one encoder, the one its paper evaluates
+
+    def encoders(self) -> dict[str, VisionTransformer]:
+        return {"student": self.encoder}

@@ -176,7 +176,7 @@ def results_path(out: Path) -> Path:
 
 
 def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
-    from bench.config import read_config
+    from bench.config import CONFIG_VERSION, read_config
     from bench.evals.run import reference
     from bench.results import collate as make_table
     from bench.results import leaderboards, run_dirs
@@ -185,9 +185,20 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
     dirs = run_dirs(folder)
     if not dirs:
         raise BenchError(f"no runs under {folder}")
+    configs = [read_config(d / "config.yaml") for d in dirs]
+    old = [d for d, c in zip(dirs, configs, strict=True) if c.version != CONFIG_VERSION]
+    if old:  # never a silent mix of what two versions of the code measured
+        typer.echo(
+            f"skipping {len(old)} run(s) of {folder} made by an older jepa-bench (config version < "
+            f"{CONFIG_VERSION}): their numbers mean something else",
+            err=True,
+        )
+        configs = [c for c in configs if c.version == CONFIG_VERSION]
+        dirs = [d for d in dirs if d not in old]
+        if not dirs:
+            raise BenchError(f"every run under {folder} was made by an older jepa-bench; run the sweep again")
     refs = {}
     if references:  # raw pixels, and each evaluated encoder as its method initialises it
-        configs = [read_config(d / "config.yaml") for d in dirs]
         refs = {"pixels": reference("pixels", configs[0], root / "references")}
         kinds = {(c.backbone, c.method): c for c in configs}
         backbones = {backbone for backbone, _ in kinds}
@@ -195,7 +206,7 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
             where = f"{method}, {backbone}" if len(backbones) > 1 else method
             name = "random" if len(kinds) == 1 else f"random ({where})"
             refs[name] = reference("random", cfg, root / "references")
-    table = make_table(folder, refs)
+    table = make_table(folder, refs, dirs)
     if metric not in table:
         raise BenchError(f"no run of {folder.name} has a {metric!r} result yet (evaluate them: bench eval)")
     return folder, leaderboards(table, metric)
@@ -280,8 +291,7 @@ def evaluate(
 ) -> None:
     """Evaluate finished runs: k-NN, few-shot k-NN, linear and low-shot probes (writes eval.json)."""
     from bench import slurm
-    from bench.config import read_config
-    from bench.evals.run import evaluate_run
+    from bench.evals.run import evaluate_run, trained_config
     from bench.launch import (
         EXECUTORS,
         LaunchOptions,
@@ -311,7 +321,7 @@ def evaluate(
             ready = [d for d in dirs if not run_state(d, queue)["active"] and trained(d)]
             if not ready:
                 raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
-            tasks = [Task(read_config(d / CONFIG), d, train=False) for d in ready]
+            tasks = [Task(trained_config(d), d, train=False) for d in ready]
             jobs = submit(tasks, folder / "submitit", executor, options)
         ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
         skipped = f", {len(dirs) - len(ready)} skipped (training or owned by a job)" if len(ready) < len(dirs) else ""

@@ -44,7 +44,8 @@ class DataConfig:
     name: str = "fashion-mnist"
     root: str | None = None  # None: the dataset's default location
     subset: str | None = None  # imagefolder: a SimCLR-style list such as 1percent.txt
-    image_size: int = 28
+    # Fashion-MNIST's 28 px resized to 32: with patch 4 an 8x8 grid (see RunConfig's ijepa default)
+    image_size: int = 32
     num_workers: int = 0
 
 
@@ -77,6 +78,7 @@ class OptimConfig:
 
 
 VIEWS = ("last_avg", "last_cls", "last4_avg", "last4_cls")
+EVAL_ENCODERS = ("auto", "student", "teacher")
 
 
 @dataclass
@@ -109,10 +111,22 @@ class EvalConfig:
     lowshot: tuple[float, ...] = later((0.01,))
     lowshot_file: str | None = later(None)
     draws: int = later(3)
+    # auto: the encoder each method's official code evaluates (I-JEPA: the EMA target encoder;
+    # MAE, data2vec 2.0, data2vec v1: the student); student | teacher pick one explicitly.
+    encoder: str = later("auto")
+
+
+# The version of what a run's config means. Version 2 (issue 11): data2vec rows score the student,
+# data2vec 2.0's [cls] loss, top-K, EMA horizon and augmentation follow fairseq, data2vec v1's masks,
+# colour jitter and [cls] weight decay follow its BEiT code, I-JEPA's init and per-process mask
+# truncation follow the official pipeline, MAE resizes bicubic, and the embedded default is 32 px.
+# Written into every config.yaml and hashed into every run id; a config.yaml without it is version 1.
+CONFIG_VERSION = 2
 
 
 @dataclass
 class RunConfig:
+    version: int = CONFIG_VERSION
     method: str = "ijepa"
     backbone: str = "vit_tiny_patch4"
     seed: int = 0
@@ -123,9 +137,13 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    # The default data is 28 px Fashion-MNIST: a 7x7 patch grid, where the official min_keep=10
-    # rejects every target block; 3 keeps the collator's behaviour otherwise unchanged.
-    ijepa: IJEPAConfig = field(default_factory=lambda: IJEPAConfig(mask=MaskConfig(min_keep=3)))
+    # The embedded default is Fashion-MNIST at 32 px, an 8x8 grid with patch 4. The official collator
+    # never places a block on the grid's last row or column (exclusive bound), so there its context
+    # is always the 7x7 block at (0, 0); `unbiased` lets every patch be context or target
+    # (scripts/mask_stats.py: context 12.6 of 64 patches after truncation, 19.6 %). The official
+    # min_keep=10 rejects every target block of this grid (9-12 patches); 3 keeps the rest unchanged.
+    # For ImageNet set ijepa.mask.mode: official and ijepa.mask.min_keep: 10.
+    ijepa: IJEPAConfig = field(default_factory=lambda: IJEPAConfig(mask=MaskConfig(min_keep=3, mode="unbiased")))
     mae: MAEConfig = field(default_factory=MAEConfig)
     data2vec: Data2VecConfig = field(default_factory=Data2VecConfig)
     data2vec_v1: Data2VecV1Config = field(default_factory=Data2VecV1Config)
@@ -275,12 +293,23 @@ def check_key(key: str, cls: type = RunConfig) -> None:
         seen += part + "."
 
 
+def check_version(cfg: RunConfig, where: str) -> None:
+    """Refuse a config written by a jepa-bench whose configs meant something else (never a silent mix)."""
+    if cfg.version != CONFIG_VERSION:
+        raise BenchError(
+            f"{where} was made by an older jepa-bench (config version {cfg.version}, this one reads "
+            f"{CONFIG_VERSION}: issue 11 changed how the methods train and which encoder is scored); "
+            "train it again in a new folder (bench sweep gives new run ids) or use the older checkout"
+        )
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that span fields or need registries (imported lazily: they pull in torch)."""
     from bench.backbones import BACKBONES
     from bench.data import check_available
     from bench.methods import METHODS, check_method
 
+    check_version(cfg, "this config")
     METHODS.get(cfg.method)
     BACKBONES.get(cfg.backbone)
     check_available(cfg.data)
@@ -327,6 +356,8 @@ def check_eval(ev: EvalConfig) -> None:
         raise BenchError(f"eval.val_fraction must be in (0, 1), got {ev.val_fraction}")
     if any(not 0 < f <= 1 for f in ev.lowshot) or ev.draws < 1 or any(n < 1 for n in ev.fewshot_n):
         raise BenchError("eval.lowshot fractions must be in (0, 1], eval.draws >= 1 and eval.fewshot_n >= 1")
+    if ev.encoder not in EVAL_ENCODERS:
+        raise BenchError(f"eval.encoder {ev.encoder!r} is not one of {', '.join(EVAL_ENCODERS)}")
     if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():
         raise BenchError(f"eval.lowshot_file {ev.lowshot_file} does not exist (expects e.g. SimCLR's 1percent.txt)")
 
@@ -388,4 +419,6 @@ def write_config(cfg: RunConfig, path: Path) -> None:
 
 
 def read_config(path: Path) -> RunConfig:
-    return from_dict(RunConfig, load_yaml(path))
+    data = load_yaml(path)
+    data.setdefault("version", 1)  # configs written before versions were recorded
+    return from_dict(RunConfig, data)

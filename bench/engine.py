@@ -15,7 +15,9 @@ never reset, and the steps a crash lost are counted apart (`device_hours_lost`).
 Multi-process training: when torch.distributed is initialised (bench/launch.py does it from
 the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
 trains on its share of the same global batch (`optim.batch_size`), with masks drawn for
-the whole batch, so the run matches a single-process run on that batch. Process 0 writes
+the whole batch, so the run matches a single-process run on that batch — except I-JEPA's
+default `ijepa.mask.truncate: process`, which cuts each process's masks to the shortest of
+its own share, as the official per-GPU collator does (`batch` restores the match). Process 0 writes
 the run folder and its clock is the budget's.
 """
 
@@ -33,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench import schedules
-from bench.config import BudgetConfig, RunConfig
+from bench.config import BudgetConfig, RunConfig, config_hash
 from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
 from bench.flops import flop_counter_mode
@@ -190,7 +192,8 @@ class Collate:
     """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
 
     The inputs are drawn for the global batch and process `rank` keeps its share, cut along
-    each input's batch dimension (the sampler's `batch_dims`, default 0)."""
+    each input's batch dimension (the sampler's `batch_dims`, default 0), or cut by the sampler's
+    own `process_share(batch_size, step, rank, world)` where it has one."""
 
     def __init__(self, sampler: Callable[[int, int], dict] | None, ranks: Ranks = Ranks()) -> None:
         self.sampler, self.ranks = sampler, ranks
@@ -203,21 +206,26 @@ class Collate:
             "labels": torch.tensor([s[2] for s in samples]),
         }
         if self.sampler is not None:
-            world = self.ranks.world
-            inputs = self.sampler(len(samples) * world, step)
-            if world > 1:
-                dims = getattr(self.sampler, "batch_dims", {})
-                inputs = {k: v.chunk(world, dims.get(k, 0))[self.ranks.rank] for k, v in inputs.items()}
+            rank, world = self.ranks.rank, self.ranks.world
+            if hasattr(self.sampler, "process_share"):  # it cuts its own share (I-JEPA truncates per process)
+                inputs = self.sampler.process_share(len(samples) * world, step, rank, world)
+            else:
+                inputs = self.sampler(len(samples) * world, step)
+                if world > 1:
+                    dims = getattr(self.sampler, "batch_dims", {})
+                    inputs = {k: v.chunk(world, dims.get(k, 0))[rank] for k, v in inputs.items()}
             batch.update(inputs)
         return batch
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:
-    """No weight decay on biases and 1-D parameters (norms, tokens with one dim)."""
+    """No weight decay on biases and 1-D parameters (norms), nor on the parameters the method names
+    in `no_weight_decay()` (data2vec v1's [cls], as BEiT's code exempts it)."""
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay, no_decay = [], []
-    for p in model.parameters():
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+            (no_decay if p.ndim <= 1 or name in exempt else decay).append(p)
     return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
 
 
@@ -270,7 +278,6 @@ def train(
     torch.manual_seed(cfg.seed)
     data = load_split(cfg.data, "train")
     method = build_method(cfg, data.channels).to(device)
-    crop_scale, hflip = augmentation(cfg)
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
 
     spent = Spent()
@@ -294,7 +301,7 @@ def train(
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, spent.steps, where)
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
     loader = DataLoader(
-        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, crop_scale, hflip)), cfg.seed),
+        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, augmentation(cfg))), cfg.seed),
         batch_sampler=sampler,
         collate_fn=Collate(method.input_sampler(), where),
         num_workers=cfg.data.num_workers,
@@ -304,6 +311,7 @@ def train(
     )
     summary = {
         "status": "running",
+        "config_hash": config_hash(cfg),  # evaluation refuses a config.yaml changed after training
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
     }
@@ -429,7 +437,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         s.device_seconds = seconds0 + elapsed * devices
         budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
-        momentum = method.after_step(budget.progress())
+        momentum = method.after_step(budget.progress(), s.steps)
         show(budget.progress())
         loss_sum += loss.detach()
         loss_n += 1

@@ -2,9 +2,13 @@
 
 - ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
 - ``forward(batch) -> {"loss": tensor, **parts}``
-- ``after_step(progress) -> float | None``: EMA update after each optimizer step
-- ``eval_encoder() -> VisionTransformer``: the encoder the method's paper evaluates
-- ``crop_scale`` / ``hflip``: the augmentation the method's recipe uses
+- ``after_step(progress, step) -> float | None``: EMA update after each optimizer step (`step`
+  optimizer steps done, `progress` the fraction of the budget spent)
+- ``encoders() -> {"student": VisionTransformer[, "teacher": ...]}``: its encoders (the teacher is
+  the EMA copy, where the method has one), and ``evaluated``: the one its official code evaluates
+  (I-JEPA: teacher; MAE, data2vec 2.0 and v1: student). ``eval.encoder`` picks another.
+- its config section's ``crop_scale`` (and ``hflip``, ``interpolation``, ``color_jitter``): the
+  augmentation its official code uses
 """
 
 import json
@@ -12,8 +16,9 @@ from dataclasses import asdict
 
 import torch
 
-from bench.backbones import BACKBONES
-from bench.config import RunConfig
+from bench.backbones import BACKBONES, VisionTransformer
+from bench.config import EVAL_ENCODERS, RunConfig
+from bench.data import Augmentation
 from bench.errors import BenchError
 from bench.registry import Registry
 
@@ -55,6 +60,17 @@ def build_data2vec_v1(cfg: RunConfig, in_chans: int):
     return _build(Data2VecV1, build_encoder(cfg, in_chans, cls_token=True), cfg.data2vec_v1, seed=cfg.seed)
 
 
+def eval_encoder(method, which: str = "auto") -> tuple[str, VisionTransformer]:
+    """(name, encoder) that an evaluation scores: `auto` is the method's `evaluated` one."""
+    if which not in EVAL_ENCODERS:
+        raise BenchError(f"eval.encoder {which!r} is not one of {', '.join(EVAL_ENCODERS)}")
+    name = method.evaluated if which == "auto" else which
+    encoders = method.encoders()
+    if name not in encoders:
+        raise BenchError(f"this method has no {name} encoder; eval.encoder must be one of auto, {', '.join(encoders)}")
+    return name, encoders[name]
+
+
 def _build(cls, *args, **kwargs):
     try:
         return cls(*args, **kwargs)
@@ -62,10 +78,15 @@ def _build(cls, *args, **kwargs):
         raise BenchError(str(e)) from None
 
 
-def augmentation(cfg: RunConfig) -> tuple[tuple[float, float], bool]:
-    """(crop scale, horizontal flip) from the method's own config section."""
+def augmentation(cfg: RunConfig) -> Augmentation:
+    """The training augmentation of the method's own config section."""
     section = getattr(cfg, cfg.method)
-    return tuple(section.crop_scale), bool(getattr(section, "hflip", False))
+    return Augmentation(
+        crop_scale=tuple(section.crop_scale),
+        hflip=bool(getattr(section, "hflip", False)),
+        interpolation=getattr(section, "interpolation", "bilinear"),
+        color_jitter=float(getattr(section, "color_jitter", 0.0)),
+    )
 
 
 def build_method(cfg: RunConfig, in_chans: int):
@@ -77,10 +98,11 @@ def check_method(cfg: RunConfig) -> None:
     A build depends only on the method, backbone, image size and method section: checked once each,
     so a 1,000-run sweep over seeds or learning rates builds one model, not 1,000."""
     section = json.dumps(asdict(getattr(cfg, cfg.method)), sort_keys=True, default=str)
-    key = (cfg.method, cfg.backbone, cfg.data.image_size, section)
+    key = (cfg.method, cfg.backbone, cfg.data.image_size, section, cfg.eval.encoder)
     if key not in _checked:
         with torch.device("meta"):
-            build_method(cfg, in_chans=3)
+            eval_encoder(build_method(cfg, in_chans=3), cfg.eval.encoder)
+        augmentation(cfg)
         _checked.add(key)
 
 

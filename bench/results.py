@@ -99,10 +99,12 @@ def reference_row(name: str, record: dict) -> dict:
 
 
 def eval_columns(record: dict) -> dict:
-    """k-NN top-1 per k and its T (always say which k and T a number used), few-shot k-NN, the
-    linear probe's test top-1, and each low-shot probe's mean and std over its draws."""
+    """The encoder scored (student or teacher), k-NN top-1 per k and its T (always say which k and T
+    a number used), few-shot k-NN, the linear probe's test top-1, and each low-shot probe's mean and
+    std over its draws."""
     knn = record.get("knn", {})
-    columns = {f"knn@{k}": v for k, v in knn.get("top1", {}).items()}
+    columns = {"encoder": record["encoder"]} if "encoder" in record else {}
+    columns |= {f"knn@{k}": v for k, v in knn.get("top1", {}).items()}
     if "temperature" in knn:
         columns["knn_T"] = knn["temperature"]
     for n, r in record.get("knn_fewshot", {}).items():
@@ -116,9 +118,9 @@ def eval_columns(record: dict) -> dict:
     return columns
 
 
-def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.DataFrame:
-    """Leaderboard of a sweep folder, best k-NN@20 first, reference rows last."""
-    dirs = run_dirs(sweep_dir)
+def collate(sweep_dir: Path, references: dict[str, dict] | None = None, dirs: list[Path] | None = None) -> pd.DataFrame:
+    """Leaderboard of a sweep folder (or of `dirs`, some of its runs), best k-NN@20 first, reference rows last."""
+    dirs = run_dirs(sweep_dir) if dirs is None else dirs
     configs = [flat_config(d) for d in dirs]
     keys = varying_keys(configs)
     rows = [run_row(d, c, keys) for d, c in zip(dirs, configs, strict=True)]
@@ -129,7 +131,15 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None) -> pd.Da
     if len(refs):
         table = pd.concat([table, refs], ignore_index=True)
     table = table.reset_index(drop=True)
-    table.attrs["group"] = ["method", "backbone", *keys, "budget_kind", "budget"]  # a configuration, bar its seed
+    scored = ["encoder"] if "encoder" in table else []  # the encoder each evaluation scored
+    table.attrs["group"] = [
+        "method",
+        "backbone",
+        *keys,
+        *scored,
+        "budget_kind",
+        "budget",
+    ]  # a configuration, bar its seed
     return table
 
 
@@ -164,9 +174,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def labels(summary: pd.DataFrame) -> pd.Series:
-    """Each configuration's name in a table or a legend: the method, plus the keys that vary among
-    that method's own runs (a mask setting, a clone count), not the budget."""
-    group = [c for c in summary.attrs.get("group", ["method"]) if c not in ("method", "budget", "budget_kind")]
+    """Each configuration's name in a table or a legend: the method, the encoder scored in brackets
+    (`data2vec [student]`), and the keys that vary among that method's own runs (a mask setting, a
+    clone count), not the budget."""
+    group = [
+        c for c in summary.attrs.get("group", ["method"]) if c not in ("method", "encoder", "budget", "budget_kind")
+    ]
     runs = summary[summary["seeds"].notna()] if "seeds" in summary else summary
     varied = {
         m: [c for c in group if c in rows and rows[c].astype(str).nunique() > 1] for m, rows in runs.groupby("method")
@@ -178,7 +191,8 @@ def labels(summary: pd.DataFrame) -> pd.Series:
     def label(row) -> str:
         method = row["method"]
         extra = [f"{c.removeprefix(f'{method}.')}={value(row[c])}" for c in varied.get(method, [])]
-        return f"{method} ({', '.join(extra)})" if extra else str(method)
+        name = f"{method} [{row['encoder']}]" if isinstance(row.get("encoder"), str) else str(method)
+        return f"{name} ({', '.join(extra)})" if extra else name
 
     return summary.apply(label, axis=1)
 

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from bench.config import RunConfig, config_hash, read_config, write_config
+from bench.config import RunConfig, check_version, config_hash, read_config, write_config
 from bench.errors import BenchError
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
@@ -70,6 +70,7 @@ def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG
     if path.is_file():
+        check_version(read_config(path), str(run_dir))
         if config_hash(read_config(path)) != config_hash(cfg):
             raise BenchError(f"{run_dir} holds a run with a different config; use a new folder")
     else:

@@ -17,13 +17,16 @@ than `min_keep` always succeeds eventually.
 import logging
 import math
 
+import numpy as np
 import torch
+from scipy import ndimage
 
 from ijepa.config import MaskConfig
 
 log = logging.getLogger(__name__)
 
 MODES = ("official", "unbiased")
+TRUNCATIONS = ("process", "batch")
 STRATEGIES = ("multiblock", "rasterized", "block", "random")
 TRIES_PER_RELAXATION = 20
 
@@ -36,6 +39,8 @@ class MaskGenerator:
         self.relaxations = 0  # how often the context had to ignore a target (official warns each time)
         if cfg.mode not in MODES:
             raise ValueError(f"ijepa.mask.mode {cfg.mode!r} is not one of {', '.join(MODES)}")
+        if cfg.truncate not in TRUNCATIONS:
+            raise ValueError(f"ijepa.mask.truncate {cfg.truncate!r} is not one of {', '.join(TRUNCATIONS)}")
         if cfg.strategy not in STRATEGIES:
             raise ValueError(f"ijepa.mask.strategy {cfg.strategy!r} is not one of {', '.join(STRATEGIES)}")
         for name in ("target_scale", "context_scale"):
@@ -149,19 +154,75 @@ class MaskGenerator:
         return perm[k:].sort().values, [perm[:k].sort().values]
 
     # --- collation --------------------------------------------------------------------
-    def _truncate(self, g: torch.Generator, idx: torch.Tensor, length: int) -> torch.Tensor:
+    def _truncate(self, idx: torch.Tensor, length: int, g: torch.Generator) -> torch.Tensor:
         if self.cfg.mode == "official":  # keeps the first (top-left) indices: issue #60's bias
             return idx[:length]
-        keep = torch.randperm(len(idx), generator=g)[:length]
-        return idx[keep.sort().values]
+        # The official cut in one of the grid's 8 orientations, drawn per mask: the first `length`
+        # indices in row- or column-major order, from any of the four corners. A truncated block keeps
+        # the official shape (the same pieces), and no corner is favoured.
+        rows, cols = idx // self.width, idx % self.width
+        column_major, flip_rows, flip_cols = torch.randint(0, 2, (3,), generator=g).tolist()
+        if flip_rows:
+            rows = self.height - 1 - rows
+        if flip_cols:
+            cols = self.width - 1 - cols
+        order = cols * self.height + rows if column_major else rows * self.width + cols
+        return idx[order.argsort()[:length]].sort().values
 
-    def __call__(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch_size: int, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ctx (B/world, Nc), tgt (M, B/world, Nt)): process `rank`'s share of the masks of a global
+        batch of `batch_size`. `truncate: process` cuts every mask to the shortest of this share (the
+        official collator runs once per GPU); `batch`, to the shortest of the whole batch, so the
+        shares of `world` processes join into exactly one process's masks."""
         contexts, targets = self.sample(batch_size, step)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7919)
-        n_ctx = min(len(m) for m in contexts)
-        n_tgt = min(len(m) for ms in targets for m in ms)
-        ctx = torch.stack([self._truncate(g, m, n_ctx) for m in contexts])  # (B, Nc)
-        tgt = torch.stack(
-            [torch.stack([self._truncate(g, ms[j], n_tgt) for ms in targets]) for j in range(len(targets[0]))]
-        )  # (M, B, Nt)
-        return ctx, tgt
+        local = batch_size // world
+        share = range(rank * local, (rank + 1) * local)
+        among = share if self.cfg.truncate == "process" else range(batch_size)
+        n_ctx = min(len(contexts[i]) for i in among)
+        n_tgt = min(len(m) for i in among for m in targets[i])
+        ctx, tgt = [], []
+        for i in share:  # ties are broken per image: the same whatever the number of processes
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 7_919 + i)
+            ctx.append(self._truncate(contexts[i], n_ctx, g))
+            tgt.append([self._truncate(m, n_tgt, g) for m in targets[i]])
+        return torch.stack(ctx), torch.stack([torch.stack(ts) for ts in zip(*tgt, strict=True)])
+
+
+# --- statistics (scripts/mask_stats.py, tests) ----------------------------------------
+def pieces(idx: torch.Tensor, grid: tuple[int, int]) -> int:
+    """4-connected pieces of one mask (flat row-major indices)."""
+    image = np.zeros(grid[0] * grid[1], dtype=bool)
+    image[idx.numpy()] = True
+    return int(ndimage.label(image.reshape(grid))[1])
+
+
+def mask_statistics(grid: tuple[int, int], cfg: MaskConfig, batch: int, steps: int, world: int = 1) -> dict:
+    """What the collated masks cover over `steps` batches of `batch` images on `world` processes:
+    mean context and target lengths after truncation, the positions that ever appear in a context
+    and in a target, and the mean number of 4-connected pieces of a truncated context."""
+    gen = MaskGenerator(grid, cfg, seed=0)
+    n = grid[0] * grid[1]
+    ctx_len, tgt_len, ctx_pieces = [], [], []
+    ctx_seen, tgt_seen = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for step in range(steps):
+        for rank in range(world):
+            ctx, tgt = gen(batch, step, rank, world)  # (B/world, Nc), (M, B/world, Nt)
+            ctx_len.append(ctx.shape[1])
+            tgt_len.append(tgt.shape[2])
+            ctx_seen[ctx.flatten().numpy()] = True
+            tgt_seen[tgt.flatten().numpy()] = True
+            ctx_pieces += [pieces(c, grid) for c in ctx[:32]]
+    return {
+        "grid": f"{grid[0]}x{grid[1]}",
+        "mode": cfg.mode,
+        "truncate": cfg.truncate,
+        "batch": batch,
+        "world": world,
+        "context": round(float(np.mean(ctx_len)), 1),
+        "context_share": round(float(np.mean(ctx_len)) / n, 3),
+        "target": round(float(np.mean(tgt_len)), 1),
+        "positions_in_a_context": int(ctx_seen.sum()),
+        "positions_in_a_target": int(tgt_seen.sum()),
+        "positions": n,
+        "context_pieces": round(float(np.mean(ctx_pieces)), 2),
+    }

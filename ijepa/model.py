@@ -8,6 +8,7 @@ target representations; the loss is smooth-L1 (official code) or L2 (paper text)
 
 import torch
 import torch.nn.functional as F
+from timm.layers import trunc_normal_
 from torch import nn
 
 from bench.backbones import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
@@ -48,8 +49,24 @@ class Predictor(nn.Module):
         return self.proj(x)
 
 
+def official_init(module: nn.Module) -> None:
+    """The official training pipeline (src/helper.py `init_model`) re-initialises every Linear with
+    trunc-normal(0.02), bias 0, and every LayerNorm to (1, 0) after building the models, which undoes
+    the 1/sqrt(2l) rescale of the residual projections that its ViT constructor applied."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class MaskInputs:
-    """Picklable (batch_size, step) -> masks, run by the data loader's collate (also in workers)."""
+    """Picklable (batch_size, step) -> masks, run by the data loader's collate (also in workers).
+    `process_share` gives one process its share of a global batch's masks, truncated within that
+    share as the official per-GPU collator does (ijepa.mask.truncate)."""
 
     batch_dims = {"masks_ctx": 0, "masks_tgt": 1}  # ctx (B, Nc), tgt (M, B, Nt)
 
@@ -57,13 +74,16 @@ class MaskInputs:
         self.masks = masks
 
     def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
-        ctx, tgt = self.masks(batch_size, step)
+        return self.process_share(batch_size, step, 0, 1)
+
+    def process_share(self, batch_size: int, step: int, rank: int, world: int) -> dict[str, torch.Tensor]:
+        ctx, tgt = self.masks(batch_size, step, rank, world)
         return {"masks_ctx": ctx, "masks_tgt": tgt}
 
 
 class IJEPA(nn.Module):
-    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(progress)`,
-    `eval_encoder()`, and `input_sampler()` that draws each batch's masks from its step."""
+    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(progress, step)`,
+    `encoders()` with `evaluated`, and `input_sampler()` that draws each batch's masks from its step."""
 
     def __init__(self, encoder: VisionTransformer, cfg: IJEPAConfig, seed: int = 0) -> None:
         super().__init__()
@@ -79,6 +99,8 @@ class IJEPA(nn.Module):
         self.predictor = Predictor(
             encoder.grid, encoder.embed_dim, cfg.predictor_width, cfg.predictor_depth, encoder.num_heads
         )
+        official_init(self.encoder)
+        official_init(self.predictor)
         self.target = EMATeacher(encoder)
         self.masks = MaskGenerator(encoder.grid, cfg.mask, seed)
 
@@ -103,10 +125,12 @@ class IJEPA(nn.Module):
             loss = F.mse_loss(pred.float(), target.float())
         return {"loss": loss}
 
-    def after_step(self, progress: float) -> float:
+    def after_step(self, progress: float, step: int) -> float:
         momentum = ema_momentum(progress, *self.cfg.ema)
         self.target.update(self.encoder, momentum)
         return momentum
 
-    def eval_encoder(self) -> VisionTransformer:
-        return self.target.net
+    evaluated = "teacher"  # the paper's appendix evaluates the target (EMA) encoder
+
+    def encoders(self) -> dict[str, VisionTransformer]:
+        return {"student": self.encoder, "teacher": self.target.net}

@@ -26,7 +26,7 @@ from bench.evals.knn import knn_top1, normalize
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_probe
 from bench.evals.run import lowshot_subsets
-from bench.methods import build_method
+from bench.methods import build_method, eval_encoder
 from bench.rundir import CHECKPOINT, CONFIG
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
     method = build_method(cfg, train.channels)
     method.load_state_dict(torch.load(args.run / CHECKPOINT, map_location="cpu", weights_only=True)["method"])
-    encoder = method.eval_encoder()
+    encoder = eval_encoder(method, cfg.eval.encoder)[1]
 
     def extract_both():
         return [

@@ -1,6 +1,7 @@
 """MAE, data2vec 2.0 and data2vec v1: masks, targets and losses against step-by-step references,
 and every baseline through the one training loop."""
 
+import functools
 import json
 import math
 
@@ -65,10 +66,10 @@ def test_data2vec_inverse_block_masks():
 
 
 def test_beit_block_masks_for_data2vec_v1():
-    masks = BlockMask((14, 14), 0.6, min_block=16, seed=0)
+    masks = BlockMask((14, 14), Data2VecV1Config().mask_ratio, min_block=16, seed=0)
     masked = masks(64, step=0)["masked"]
     counts = masked.sum(1).float()
-    assert masks.target == 118 and counts.max() <= 118 and counts.mean() > 0.9 * 118
+    assert masks.target == 120 and counts.max() <= 120 and counts.mean() > 0.9 * 120  # BEiT's 120 of 196
     torch.testing.assert_close(masked, masks(64, step=0)["masked"])
     assert neighbours(masked.view(64, 14, 14)) > 3.0  # blocks, not scattered patches
 
@@ -174,17 +175,18 @@ def small_data2vec(noise=0.0):
 
 def test_data2vec_loss_matches_one_clone_at_a_time():
     """Embed-once-and-clone, gathering, decoding and the two losses against a per-clone loop."""
-    model = small_data2vec()
-    images = torch.randn(2, 1, 16, 16)
+    model = small_data2vec().double()  # float64: the batched and the per-clone paths agree to rounding
+    images = torch.randn(2, 1, 16, 16, dtype=torch.float64)
     batch = {"images": images} | model.masks(2, 0)
     keep, r, d = batch["keep"], 3, 96
-    y = contextual_targets(model.teacher.layer_outputs(images, at="ffn"), 4, "instance")
+    assert model.top_k == 3  # fairseq's share of the blocks (3/4) on the nano's 4
+    y = contextual_targets(model.teacher.layer_outputs(images, at="ffn"), 3, "instance")
     patch, cls = [], []
     for i in range(2):
         for c in range(r):
             k = keep[i * r + c]
             z = model.encoder(images[i : i + 1], keep=k[None])  # (1, 1+K, D)
-            full = torch.zeros(1, 16, d)
+            full = torch.zeros(1, 16, d, dtype=torch.float64)
             full[0, k] = z[0, 1:]
             pred = model.decoder(full)[0]
             masked = torch.ones(16, dtype=torch.bool)
@@ -192,9 +194,16 @@ def test_data2vec_loss_matches_one_clone_at_a_time():
             patch.append(((pred[masked] - y[i, masked]) ** 2).sum(-1) / math.sqrt(d))
             cls.append(((z[0, 0] - y[i].mean(0)) ** 2).sum() / math.sqrt(d))
     out = model(batch)
-    torch.testing.assert_close(out["patch_loss"], torch.cat(patch).mean())
-    torch.testing.assert_close(out["cls_loss"], torch.stack(cls).mean())
-    torch.testing.assert_close(out["loss"], out["patch_loss"] + 0.01 * out["cls_loss"])
+    close = functools.partial(torch.testing.assert_close, check_dtype=False)  # the losses are float32
+    close(out["patch_loss"], torch.cat(patch).mean())
+    close(out["cls_loss"], torch.stack(cls).mean())
+    # fairseq (data2vec2.py, model_criterion.py, trainer.py): the patch losses are summed, the [cls]
+    # losses multiplied by cls_loss * sample_size and summed over the clones, and the total divided by
+    # sample_size, the number of masked patches over all clones of the process
+    sample_size = sum(len(p) for p in patch)
+    official = (torch.cat(patch).sum() + (0.01 * sample_size) * torch.stack(cls).sum()) / sample_size
+    close(out["loss"], official)
+    close(out["loss"], out["patch_loss"] + 0.01 * 2 * 3 * out["cls_loss"])  # B R x the mean
 
 
 def test_data2vec_masked_slots_enter_the_decoder_as_small_noise():
@@ -219,7 +228,7 @@ def test_data2vec_teacher_follows_the_student_by_ema():
         for p in student.parameters():
             p.add_(1.0)
     before = [p.clone() for p in teacher.parameters()]
-    momentum = model.after_step(0.5)
+    momentum = model.after_step(0.9, 50_000)  # fairseq: a ramp over the first 100k updates, whatever the budget
     assert momentum == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))
     for t0, t1, s in zip(before, teacher.parameters(), student.parameters(), strict=True):
         torch.testing.assert_close(t1, momentum * t0 + (1 - momentum) * s)
@@ -277,10 +286,97 @@ def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkey
         assert max(r["lr"] for r in a) > 0 and all(r["ema"] is None for r in a)
 
 
-def test_evaluated_encoder_is_the_teacher_for_data2vec_and_the_encoder_for_mae():
-    mae = small_mae()
-    assert mae.eval_encoder() is mae.encoder
-    d2v = small_data2vec()
-    assert d2v.eval_encoder() is d2v.teacher.net
+def test_data2vec_ema_ramps_over_100k_updates_then_holds():
+    model = small_data2vec()
+    assert model.after_step(0.01, 0) == pytest.approx(0.9998)
+    assert model.after_step(0.02, 200_000) == pytest.approx(0.99999)  # held after update 100k
+    whole = Data2Vec(nano(), Data2VecConfig(num_clones=2, decoder_dim=48, decoder_groups=3, ema_steps=None))
+    assert whole.after_step(0.5, 10) == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))  # over the budget
     v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
-    assert v1.eval_encoder() is v1.teacher.net
+    assert v1.after_step(0.5, 10) == pytest.approx(0.9998)  # constant
+
+
+def test_evaluated_encoder_is_the_one_each_official_code_evaluates():
+    """I-JEPA: the target (EMA) encoder; MAE: its encoder; data2vec 2.0 and v1: the student (fairseq's
+    fine-tuning drops the EMA copy; BEiT's fine-tunes `model`). eval.encoder picks the other one."""
+    from bench.errors import BenchError
+    from bench.methods import eval_encoder
+    from ijepa.config import IJEPAConfig, MaskConfig
+    from ijepa.model import IJEPA
+
+    ijepa = IJEPA(
+        nano(cls_token=False), IJEPAConfig(predictor_depth=1, predictor_width=48, mask=MaskConfig(min_keep=0))
+    )
+    mae, d2v = small_mae(), small_data2vec()
+    v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
+    assert eval_encoder(ijepa) == ("teacher", ijepa.target.net)
+    assert eval_encoder(mae) == ("student", mae.encoder)
+    assert eval_encoder(d2v) == ("student", d2v.encoder)
+    assert eval_encoder(v1) == ("student", v1.encoder)
+    assert eval_encoder(d2v, "teacher") == ("teacher", d2v.teacher.net)
+    assert eval_encoder(ijepa, "student") == ("student", ijepa.encoder)
+    with pytest.raises(BenchError, match="no teacher encoder"):
+        eval_encoder(mae, "teacher")
+    with pytest.raises(BenchError, match="no teacher encoder"):
+        build_config({"method": "mae", **TINY_METHODS["mae"], "eval": {"encoder": "teacher"}})
+
+
+# --- recipe details the official code fixes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("depth, k", [(12, 10), (24, 18), (32, 24), (4, 3)])
+def test_data2vec_targets_average_fairseqs_top_k(depth, k):
+    from baselines.data2vec import default_top_k
+
+    assert default_top_k(depth) == k
+
+
+def test_data2vec_init_is_berts_without_residual_rescale():
+    """fairseq's init_bert_params: every Linear normal(0, 0.02), no 1/sqrt(2l); [cls] from N(0, 1)."""
+    torch.manual_seed(0)
+    enc = BACKBONES.get("vit_small_patch16")(img_size=224, in_chans=3, cls_token=True)
+    Data2Vec(enc, Data2VecConfig(decoder_dim=384))
+    assert float(enc.blocks[-1].mlp.fc2.weight.std()) == pytest.approx(0.02, rel=0.02)
+    assert float(enc.cls_token.std()) == pytest.approx(1.0, rel=0.2)
+
+
+def test_data2vec_v1_cls_has_no_weight_decay_and_others_keep_theirs():
+    from bench.engine import param_groups
+
+    v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
+    decay, no_decay = (g["params"] for g in param_groups(v1))
+    assert any(p is v1.encoder.cls_token for p in no_decay)
+    assert any(p is v1.mask_token for p in decay)  # BEiT decays the mask token
+    mae = small_mae()
+    decay, _ = (g["params"] for g in param_groups(mae))
+    assert any(p is mae.encoder.cls_token for p in decay)  # MAE's add_weight_decay: only 1-D and biases
+
+
+@pytest.mark.parametrize(
+    "method, crop, interpolation, hflip, jitter",
+    [
+        ("ijepa", (0.3, 1.0), "bilinear", False, 0.0),
+        ("mae", (0.2, 1.0), "bicubic", True, 0.0),
+        ("data2vec", (0.2, 1.0), "bicubic", True, 0.0),
+        ("data2vec_v1", (0.08, 1.0), "bicubic", True, 0.4),
+    ],
+)
+def test_each_method_augments_as_its_official_code(method, crop, interpolation, hflip, jitter):
+    from bench.methods import augmentation
+
+    aug = augmentation(build_config({"method": method, **TINY_METHODS[method]}))
+    assert (aug.crop_scale, aug.interpolation, aug.hflip, aug.color_jitter) == (crop, interpolation, hflip, jitter)
+
+
+def test_colour_jitter_applies_to_colour_images_only():
+    from torchvision.transforms import v2
+
+    from bench.data import Augmentation, Split, train_transform
+
+    aug = Augmentation((0.08, 1.0), True, "bicubic", 0.4)
+    grey = Split(None, 10, 1, (0.5,), (0.25,), True)
+    colour = Split(None, 10, 3, (0.5,) * 3, (0.25,) * 3, True)
+    kinds = [[type(t) for t in train_transform(s, 16, aug).transforms] for s in (grey, colour)]
+    assert v2.ColorJitter not in kinds[0] and v2.ColorJitter in kinds[1]
+    crop = next(t for t in train_transform(colour, 16, aug).transforms if isinstance(t, v2.RandomResizedCrop))
+    assert crop.interpolation == v2.InterpolationMode.BICUBIC

@@ -27,7 +27,7 @@ def test_dotted_and_nested_keys_mix():
     "data, message",
     [
         ({"optim": {"lrr": 1}}, "unknown key 'optim.lrr'; valid keys: batch_size, lr"),
-        ({"nope": 1}, "unknown key 'nope'; valid keys: method, backbone"),
+        ({"nope": 1}, "unknown key 'nope'; valid keys: version, method, backbone"),
         ({"optim": {"batch_size": 1.5}}, "optim.batch_size: expected an integer"),
         ({"ijepa": {"mask": {"target_scale": [0.1]}}}, "expected 2 values"),
         ({"budget": {"value": 0}}, "budget.value must be > 0"),

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from bench.config import DataConfig
-from bench.data import load_split, read_idx, read_subset, train_transform
+from bench.data import Augmentation, load_split, read_idx, read_subset, train_transform
 from bench.errors import BenchError
 
 from .conftest import needs_fashion_mnist
@@ -70,7 +70,7 @@ def test_imagefolder_with_a_simclr_subset_file(tmp_path):
     val = load_split(DataConfig(name="imagefolder", root=str(tmp_path), subset=str(subset)), "test")
     assert len(full) == 6 and len(part) == 2 and len(val) == 6
     assert sorted(part.dataset.targets) == [0, 1]
-    x = train_transform(part, 16, (0.3, 1.0))(part.dataset[0][0])
+    x = train_transform(part, 16, Augmentation((0.3, 1.0)))(part.dataset[0][0])
     assert x.shape == (3, 16, 16)
 
 

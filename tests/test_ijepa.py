@@ -69,6 +69,22 @@ def test_only_the_context_encoder_and_predictor_get_gradients():
     assert model.predictor.mask_token.grad is not None
 
 
+def test_init_is_the_official_pipelines():
+    """src/helper.py init_model re-initialises every Linear with trunc-normal(0.02) after building,
+    undoing the 1/sqrt(2l) rescale: block 12 of ViT-B keeps std 0.02 (the rescale alone: 0.0041)."""
+    from bench.backbones import BACKBONES
+    from ijepa.config import IJEPAConfig
+
+    torch.manual_seed(0)
+    encoder = BACKBONES.get("vit_base_patch16")(img_size=224, in_chans=3)
+    assert float(encoder.blocks[11].mlp.fc2.weight.detach().std()) == pytest.approx(0.02 / 24**0.5, rel=0.05)
+    model = IJEPA(encoder, IJEPAConfig(predictor_depth=2))
+    for block in (model.encoder.blocks[11], model.predictor.blocks[1]):
+        for weight in (block.attn.proj.weight, block.mlp.fc2.weight):
+            assert float(weight.detach().std()) == pytest.approx(0.02, rel=0.03)
+    torch.testing.assert_close(model.target.net.blocks[11].mlp.fc2.weight, model.encoder.blocks[11].mlp.fc2.weight)
+
+
 def test_ema_update_and_ramp():
     student = torch.nn.Linear(3, 3)
     teacher = EMATeacher(student)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bench import engine, launch
+from bench.data import Augmentation
 from bench.errors import BenchError
 from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, run_state, submit_slurm
 from bench.methods import build_method
@@ -25,11 +26,14 @@ from .conftest import TINY_METHODS, invoke, tiny_config, write_sweep
 @pytest.mark.parametrize("method", list(TINY_METHODS))
 def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
     """Two processes' batches, put back together along each input's batch dimension, are the
-    single process's batch: same images, same crops, same masks."""
-    cfg = tiny_config(method)
+    single process's batch: same images, same crops, same masks. (I-JEPA with truncate=batch: by
+    default each process cuts its masks to the shortest of its own share, tests/test_masks.py.)"""
+    cfg = tiny_config(method, **({"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}))
     model = build_method(cfg, 1)
     data = engine.load_split(cfg.data, "train")
-    dataset = engine.StepTagged(engine.Transformed(data, engine.train_transform(data, 16, (0.3, 1.0))), seed=0)
+    dataset = engine.StepTagged(
+        engine.Transformed(data, engine.train_transform(data, 16, Augmentation((0.3, 1.0)))), seed=0
+    )
 
     def batch(ranks: engine.Ranks, step: int) -> dict:
         sampler = engine.StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
@@ -56,7 +60,9 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused():
 def test_augmentation_depends_on_step_and_image_only():
     cfg = tiny_config()
     data = engine.load_split(cfg.data, "train")
-    dataset = engine.StepTagged(engine.Transformed(data, engine.train_transform(data, 16, (0.2, 1.0))), seed=0)
+    dataset = engine.StepTagged(
+        engine.Transformed(data, engine.train_transform(data, 16, Augmentation((0.2, 1.0)))), seed=0
+    )
     first = dataset[(5, 7)][1]
     torch.rand(100)  # the global generator moves on; the crop of (step 5, image 7) does not
     for key in [(5, 3), (6, 7)]:

@@ -153,7 +153,9 @@ def test_preempted_three_times_the_run_matches_an_uninterrupted_one(in_tmp):
 
 
 def test_two_process_gloo_job_matches_one_process_on_the_same_global_batch(in_tmp):
-    base = TINY_BASE | {"log_every": 1}
+    # truncate=batch: each process's masks cut to the whole batch's shortest, so two processes equal
+    # one. The default (process) cuts within each share, as the official per-GPU collator does.
+    base = TINY_BASE | {"log_every": 1, "ijepa.mask.truncate": "batch"}
     path = write_sweep(
         in_tmp / "s.yaml", name="ddp", base=base, budget={"kind": "steps", "value": 6}, slurm={"tasks_per_node": 2}
     )

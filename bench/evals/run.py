@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import RunConfig, read_config
+from bench.config import RunConfig, check_version, config_hash, read_config
 from bench.data import Split, load_split
 from bench.engine import select_device
 from bench.errors import BenchError
@@ -27,7 +27,7 @@ from bench.evals import features
 from bench.evals.knn import knn_top1
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_label, lowshot_probe, simclr_indices, stratified_subset
-from bench.methods import build_method
+from bench.methods import build_method, eval_encoder
 from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -111,27 +111,46 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
     return train, test, splits["train"]
 
 
+def trained_config(run_dir: Path) -> RunConfig:
+    """The config a finished run was trained with; one clear error when the run is not finished, was
+    made by an older jepa-bench, or its config.yaml no longer hashes to what training recorded."""
+    summary = read_json(run_dir / SUMMARY)
+    if not (run_dir / CHECKPOINT).is_file() or not summary or summary.get("status") != "done":
+        raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
+    cfg = read_config(run_dir / CONFIG)
+    check_version(cfg, str(run_dir))
+    trained_with = summary.get("config_hash")
+    if trained_with is not None and trained_with != config_hash(cfg):
+        raise BenchError(
+            f"{run_dir / CONFIG} was changed after training (its hash {config_hash(cfg)} is not the "
+            f"{trained_with} it was trained with); restore it, or train the changed config in a new folder"
+        )
+    return cfg
+
+
 def evaluate_run(run_dir: Path) -> dict:
-    """The full protocol on the method's eval encoder (I-JEPA, data2vec: the EMA teacher), to eval.json."""
+    """The full protocol on the encoder `eval.encoder` names (auto: the one the method's official
+    code evaluates — I-JEPA's EMA target encoder, the student of MAE and the data2vecs), to eval.json,
+    which names it."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise BenchError(f"{run_dir} is not a run folder (no {CONFIG})")
     ckpt_path = run_dir / CHECKPOINT
-    summary = read_json(run_dir / SUMMARY)
-    if not ckpt_path.is_file() or not summary or summary.get("status") != "done":
-        raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
-    cfg = read_config(run_dir / CONFIG)
+    cfg = trained_config(run_dir)
+    with torch.device("meta"):
+        encoder_name = eval_encoder(build_method(cfg, 1), cfg.eval.encoder)[0]
 
     def make_encoder(channels: int):
         method = build_method(cfg, channels)
         method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
-        return method.eval_encoder()
+        return eval_encoder(method, cfg.eval.encoder)[1]
 
     stat = ckpt_path.stat()
     t0 = time.perf_counter()
-    train, test, split = extract_splits(make_encoder, cfg, run_dir, {"checkpoint": [stat.st_size, stat.st_mtime_ns]})
+    stamp = {"checkpoint": [stat.st_size, stat.st_mtime_ns], "encoder": encoder_name}
+    train, test, split = extract_splits(make_encoder, cfg, run_dir, stamp)
     seconds = time.perf_counter() - t0
-    record = evaluate_features(train, test, cfg, split)
+    record = {"encoder": encoder_name} | evaluate_features(train, test, cfg, split)
     record["seconds"]["features"] = seconds
     record["checkpoint_mtime"] = stat.st_mtime
     write_json(record, run_dir / EVAL)
@@ -159,7 +178,7 @@ def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
 
     def make_encoder(channels: int):
         torch.manual_seed(0)
-        return build_method(cfg, channels).eval_encoder()
+        return eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]  # at init: teacher = student
 
     train, test, split = extract_splits(make_encoder if name == "random" else None, cfg, folder, {"reference": name})
     record = evaluate_features(train, test, cfg, split) | {"dataset": cfg.data.name, "reference": label}
