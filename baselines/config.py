@@ -40,7 +40,9 @@ class Data2VecConfig:
     decoder_kernel: int = 3
     decoder_groups: int = 16
     mask_noise_std: float = 0.01  # masked slots enter the decoder as N(0, std) noise
-    cls_loss: float = 0.01  # weight of the [cls] → mean-target regression
+    # weight of the [cls] → mean-target regression, summed over the process's B x R clones as fairseq
+    # does: relative to the clone mean, cls_loss x B x R (2.56 for ViT-B's 16 images per GPU)
+    cls_loss: float = 0.01
     ema: tuple[float, float] = (0.9998, 0.99999)
     # updates over which the momentum ramps from ema[0] to ema[1], then holds (fairseq's
     # ema_anneal_end_step, 100k of ViT-B's 375,300); None: over the whole budget

@@ -175,6 +175,14 @@ def results_path(out: Path) -> Path:
     return out
 
 
+def edited_after_training(run_dir: Path, cfg) -> bool:
+    from bench.config import training_hash
+    from bench.rundir import SUMMARY, read_json
+
+    recorded = (read_json(run_dir / SUMMARY) or {}).get("train_config_hash")
+    return recorded is not None and recorded != training_hash(cfg)
+
+
 def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
     from bench.config import CONFIG_VERSION, read_config
     from bench.evals.run import reference
@@ -186,17 +194,24 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
     if not dirs:
         raise BenchError(f"no runs under {folder}")
     configs = [read_config(d / "config.yaml") for d in dirs]
-    old = [d for d, c in zip(dirs, configs, strict=True) if c.version != CONFIG_VERSION]
-    if old:  # never a silent mix of what two versions of the code measured
-        typer.echo(
-            f"skipping {len(old)} run(s) of {folder} made by an older jepa-bench (config version < "
-            f"{CONFIG_VERSION}): their numbers mean something else",
-            err=True,
-        )
-        configs = [c for c in configs if c.version == CONFIG_VERSION]
-        dirs = [d for d in dirs if d not in old]
-        if not dirs:
-            raise BenchError(f"every run under {folder} was made by an older jepa-bench; run the sweep again")
+    # never a silent mix: runs made by another version of the code, or whose training settings were
+    # edited after training, are left out with one line each kind
+    for why, bad in (
+        (
+            f"made by another jepa-bench (config version other than {CONFIG_VERSION})",
+            lambda d, c: c.version != CONFIG_VERSION,
+        ),
+        ("whose config.yaml was changed after training", edited_after_training),
+    ):
+        left_out = [d for d, c in zip(dirs, configs, strict=True) if bad(d, c)]
+        if left_out:
+            typer.echo(
+                f"skipping {len(left_out)} run(s) of {folder} {why}: their numbers mean something else", err=True
+            )
+            configs = [c for d, c in zip(dirs, configs, strict=True) if d not in left_out]
+            dirs = [d for d in dirs if d not in left_out]
+    if not dirs:
+        raise BenchError(f"no run under {folder} can be tabled (see above); run the sweep again")
     refs = {}
     if references:  # raw pixels, and each evaluated encoder as its method initialises it
         refs = {"pixels": reference("pixels", configs[0], root / "references")}

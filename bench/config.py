@@ -140,7 +140,7 @@ class RunConfig:
     # The embedded default is Fashion-MNIST at 32 px, an 8x8 grid with patch 4. The official collator
     # never places a block on the grid's last row or column (exclusive bound), so there its context
     # is always the 7x7 block at (0, 0); `unbiased` lets every patch be context or target
-    # (scripts/mask_stats.py: context 12.6 of 64 patches after truncation, 19.6 %). The official
+    # (scripts/mask_stats.py: context 12.2 of 64 patches after truncation, 19.1 %). The official
     # min_keep=10 rejects every target block of this grid (9-12 patches); 3 keeps the rest unchanged.
     # For ImageNet set ijepa.mask.mode: official and ijepa.mask.min_keep: 10.
     ijepa: IJEPAConfig = field(default_factory=lambda: IJEPAConfig(mask=MaskConfig(min_keep=3, mode="unbiased")))
@@ -296,8 +296,9 @@ def check_key(key: str, cls: type = RunConfig) -> None:
 def check_version(cfg: RunConfig, where: str) -> None:
     """Refuse a config written by a jepa-bench whose configs meant something else (never a silent mix)."""
     if cfg.version != CONFIG_VERSION:
+        age = "an older" if cfg.version < CONFIG_VERSION else "another"
         raise BenchError(
-            f"{where} was made by an older jepa-bench (config version {cfg.version}, this one reads "
+            f"{where} was made by {age} jepa-bench (config version {cfg.version}, this one reads "
             f"{CONFIG_VERSION}: issue 11 changed how the methods train and which encoder is scored); "
             "train it again in a new folder (bench sweep gives new run ids) or use the older checkout"
         )
@@ -411,6 +412,13 @@ def _plain(node: Any) -> Any:
 
 def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha1(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def training_hash(cfg: RunConfig) -> str:
+    """The hash of everything but the `eval` section: what a checkpoint was trained with. Editing the
+    eval section of a trained run (eval.encoder: teacher, another probe) and evaluating again is fine."""
+    trained = {k: v for k, v in to_dict(cfg).items() if k != "eval"}
+    return hashlib.sha1(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def write_config(cfg: RunConfig, path: Path) -> None:

@@ -18,8 +18,9 @@ LAYER_POINTS = ("block", "ffn")
 
 
 def ema_momentum(progress: float, start: float, end: float) -> float:
-    """Linear ramp from `start` to `end` over the whole budget (I-JEPA: 0.996 → 1.0; data2vec 2.0:
-    0.9998 → 0.99999, which the paper ramps over its first 100k updates and then holds)."""
+    """Linear ramp from `start` to `end` as `progress` goes from 0 to 1, then held: I-JEPA passes the
+    fraction of the budget spent (0.996 → 1.0 over the run); data2vec 2.0 passes updates / 100k
+    (0.9998 → 0.99999 over its first 100k updates, then held, as fairseq does)."""
     return start + min(max(progress, 0.0), 1.0) * (end - start)
 
 

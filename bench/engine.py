@@ -15,9 +15,11 @@ never reset, and the steps a crash lost are counted apart (`device_hours_lost`).
 Multi-process training: when torch.distributed is initialised (bench/launch.py does it from
 the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
 trains on its share of the same global batch (`optim.batch_size`), with masks drawn for
-the whole batch, so the run matches a single-process run on that batch — except I-JEPA's
-default `ijepa.mask.truncate: process`, which cuts each process's masks to the shortest of
-its own share, as the official per-GPU collator does (`batch` restores the match). Process 0 writes
+the whole batch, so the run matches a single-process run on that batch, with two exceptions
+that follow the official code: I-JEPA's default `ijepa.mask.truncate: process` cuts each
+process's masks to the shortest of its own share, as the official per-GPU collator does
+(`batch` restores the match), and data2vec 2.0 sums its [cls] loss over each process's own
+clones, as fairseq does, so more processes weigh [cls] less. Process 0 writes
 the run folder and its clock is the budget's.
 """
 
@@ -35,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench import schedules
-from bench.config import BudgetConfig, RunConfig, config_hash
+from bench.config import BudgetConfig, RunConfig, training_hash
 from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, TrainingFailed
 from bench.flops import flop_counter_mode
@@ -311,7 +313,7 @@ def train(
     )
     summary = {
         "status": "running",
-        "config_hash": config_hash(cfg),  # evaluation refuses a config.yaml changed after training
+        "train_config_hash": training_hash(cfg),  # evaluation refuses a config.yaml whose training part changed
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
     }

@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ijepa.config import MaskConfig
 
@@ -174,6 +173,8 @@ class MaskGenerator:
         batch of `batch_size`. `truncate: process` cuts every mask to the shortest of this share (the
         official collator runs once per GPU); `batch`, to the shortest of the whole batch, so the
         shares of `world` processes join into exactly one process's masks."""
+        if batch_size % world:
+            raise ValueError(f"a batch of {batch_size} does not split over {world} processes")
         contexts, targets = self.sample(batch_size, step)
         local = batch_size // world
         share = range(rank * local, (rank + 1) * local)
@@ -181,7 +182,8 @@ class MaskGenerator:
         n_ctx = min(len(contexts[i]) for i in among)
         n_tgt = min(len(m) for i in among for m in targets[i])
         ctx, tgt = [], []
-        for i in share:  # ties are broken per image: the same whatever the number of processes
+        for i in share:  # drawn per image: the same whatever the number of processes
+            # (seeds are distinct for global batches of up to 7,919 images; the paper's is 2,048)
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 7_919 + i)
             ctx.append(self._truncate(contexts[i], n_ctx, g))
             tgt.append([self._truncate(m, n_tgt, g) for m in targets[i]])
@@ -191,6 +193,8 @@ class MaskGenerator:
 # --- statistics (scripts/mask_stats.py, tests) ----------------------------------------
 def pieces(idx: torch.Tensor, grid: tuple[int, int]) -> int:
     """4-connected pieces of one mask (flat row-major indices)."""
+    from scipy import ndimage  # statistics only: training does not need scipy
+
     image = np.zeros(grid[0] * grid[1], dtype=bool)
     image[idx.numpy()] = True
     return int(ndimage.label(image.reshape(grid))[1])

@@ -26,7 +26,7 @@ from bench.rundir import METRICS
 
 SMALL = {"ijepa": {"predictor_depth": 2, "predictor_width": 96}}
 PRESETS = {
-    # the demo's model: Fashion-MNIST 28 px, 7x7 patch grid
+    # the demo's model: Fashion-MNIST resized to 32 px, 8x8 patch grid (28 px, 7x7, before issue 11)
     "fmnist-nano": {"backbone": "vit_nano_patch4", "optim.batch_size": 128, **SMALL},
     "fmnist-tiny": {"backbone": "vit_tiny_patch4", "optim.batch_size": 128},
     # ImageNet geometry (224 px, 14x14 grid, official masks) on synthetic 1-channel images
@@ -35,6 +35,7 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 224},
         "optim.batch_size": 8,
         "ijepa.mask.min_keep": 10,
+        "ijepa.mask.mode": "official",
     },
 }
 

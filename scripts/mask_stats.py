@@ -18,9 +18,9 @@ from ijepa.masks import mask_statistics
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", type=int, default=8)
-    parser.add_argument("--mode", default="official")
+    parser.add_argument("--mode", default="unbiased")
     parser.add_argument("--truncate", default="process")
-    parser.add_argument("--min-keep", type=int, default=10)
+    parser.add_argument("--min-keep", type=int, default=3, help="3 for 7x7-8x8 grids, 10 (official) for 16x16")
     parser.add_argument("--num-targets", type=int, default=4)
     parser.add_argument("--batch", type=int, default=128, help="global batch")
     parser.add_argument("--world", type=int, default=1, help="processes sharing the batch")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -70,7 +71,31 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
     assert all(r["budget_kind"] == "steps" and float(r["steps"]) == 3 for r in rows[:2])
     assert all(float(r["flops"]) > 0 and float(r["device_hours"]) > 0 for r in rows[:2])
     assert float(rows[2]["knn@5"]) > 90 and float(rows[2]["linear"]) > 90  # synthetic classes are separable
+    assert [r["encoder"] for r in rows] == ["teacher", "teacher", "", ""]  # I-JEPA scores its EMA target encoder
+    assert "ijepa [teacher]" in (tmp_path / "results" / "t_compute.csv").read_text()
     assert (tmp_path / "runs" / "t" / "leaderboard.csv").is_file()
+
+    # a run folder made before config versions is left out of the tables, with one line saying so
+    old = tmp_path / "runs" / "t" / "ijepa-0000000000"
+    old.mkdir()
+    config = (runs[0] / "config.yaml").read_text()
+    (old / "config.yaml").write_text("\n".join(x for x in config.splitlines() if not x.startswith("version:")) + "\n")
+    (old / "eval.json").write_text((runs[0] / "eval.json").read_text())
+    skipped = invoke("collate", path, "--root", tmp_path / "runs", "--out", out)
+    assert skipped.exit_code == 0 and "skipping 1 run(s)" in skipped.output
+    assert len(list(csv.DictReader(out.open()))) == 4
+    shutil.rmtree(old)
+    # so is a run whose training settings were edited after training
+    edited = runs[1] / "config.yaml"
+    text = edited.read_text()
+    edited.write_text(text.replace("lr: 0.001\n", "lr: 0.5\n", 1))
+    assert edited.read_text() != text
+    skipped = invoke("collate", path, "--root", tmp_path / "runs", "--out", out)
+    assert (
+        skipped.exit_code == 0 and "skipping 1 run(s)" in skipped.output and "changed after training" in skipped.output
+    )
+    assert len(list(csv.DictReader(out.open()))) == 3
+    edited.write_text(text)
 
     before = json.loads((runs[0] / "eval.json").read_text())
     (runs[0] / "eval.json").unlink()  # evaluation as its own job, from the cached features

@@ -70,9 +70,12 @@ def test_roundtrip_and_hash(tmp_path):
 
 
 @needs_fashion_mnist
-def test_published_run_ids_stay_stable():
-    """`bench sweep sweeps/masks.yaml` must find the runs behind results/masks.csv: a new config
-    field that changed every run id would orphan them (new fields use ADDED_LATER)."""
+@pytest.mark.parametrize("name", ["demo", "masks", "baselines", "methods"])
+def test_published_run_ids_stay_stable(name):
+    """`bench sweep sweeps/NAME.yaml` must find the runs behind results/NAME.csv: a new config field
+    that changed every run id would orphan them (new fields use ADDED_LATER), and a change that must
+    change them (a new CONFIG_VERSION) must come with the tables made again."""
     root = Path(__file__).resolve().parents[1]
-    published = {r["run"] for r in csv.DictReader((root / "results/masks.csv").open()) if r["status"] != "reference"}
-    assert {run.run_id for run in load_sweep(root / "sweeps/masks.yaml").runs} == published
+    rows = list(csv.DictReader((root / f"results/{name}.csv").open()))
+    published = {r["run"] for r in rows if r["status"] != "reference"}
+    assert {run.run_id for run in load_sweep(root / f"sweeps/{name}.yaml").runs} == published

@@ -204,3 +204,44 @@ def test_vectorised_heads_step_like_torch_sgd():
     for i, (layer, _) in enumerate(refs):
         torch.testing.assert_close(heads.weight[i].detach(), layer.weight.detach())
         torch.testing.assert_close(heads.bias[i].detach(), layer.bias.detach())
+
+
+@pytest.mark.parametrize("method, which, scored", [("data2vec", "auto", "student"), ("data2vec", "teacher", "teacher")])
+def test_eval_json_names_the_encoder_it_scored(tmp_path, tiny, monkeypatch, method, which, scored):
+    """data2vec's default is the student (both official codebases evaluate it); eval.encoder=teacher
+    scores the EMA copy. The features come from that encoder's weights, and eval.json says which."""
+    cfg = tiny(method, **{"eval.encoder": which})
+    train(cfg, tmp_path)
+    seen = []
+    real = features.extract
+    monkeypatch.setattr(features, "extract", lambda enc, *a, **k: seen.append(enc) or real(enc, *a, **k))
+    record = evals_run.evaluate_run(tmp_path)
+    assert record["encoder"] == scored
+    weights = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["method"]
+    prefix = "encoder." if scored == "student" else "teacher.net."
+    block = seen[0].state_dict()["blocks.0.mlp.fc2.weight"]
+    assert torch.equal(block, weights[prefix + "blocks.0.mlp.fc2.weight"])
+    assert not torch.equal(weights["encoder.blocks.0.mlp.fc2.weight"], weights["teacher.net.blocks.0.mlp.fc2.weight"])
+
+
+def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny):
+    """Issue 11 changed what a config means: a run folder written before config versions (no
+    `version` in config.yaml) or whose config.yaml was edited after training is never evaluated."""
+    from bench.config import write_config
+
+    cfg = tiny()
+    train(cfg, tmp_path)
+    config = tmp_path / "config.yaml"
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("version:")) + "\n")
+    with pytest.raises(BenchError, match="older jepa-bench \\(config version 1"):
+        evals_run.evaluate_run(tmp_path)
+    with pytest.raises(BenchError, match="older jepa-bench"):
+        train(cfg, tmp_path)  # nor resumed
+    write_config(tiny(**{"optim.lr": 0.5}), config)  # edited after training
+    with pytest.raises(BenchError, match="changed after training"):
+        evals_run.evaluate_run(tmp_path)
+    config.write_text(text)
+    assert evals_run.evaluate_run(tmp_path)["encoder"] == "teacher"  # I-JEPA: the target encoder
+    write_config(tiny(**{"eval.encoder": "student"}), config)  # the eval section may change: a re-evaluation
+    assert evals_run.evaluate_run(tmp_path)["encoder"] == "student"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import RunConfig, check_version, config_hash, read_config
+from bench.config import RunConfig, check_version, read_config, training_hash
 from bench.data import Split, load_split
 from bench.engine import select_device
 from bench.errors import BenchError
@@ -113,17 +113,19 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
 
 def trained_config(run_dir: Path) -> RunConfig:
     """The config a finished run was trained with; one clear error when the run is not finished, was
-    made by an older jepa-bench, or its config.yaml no longer hashes to what training recorded."""
+    made by an older jepa-bench, or the training part of its config.yaml no longer hashes to what
+    training recorded (the eval section may change: that is a re-evaluation)."""
     summary = read_json(run_dir / SUMMARY)
     if not (run_dir / CHECKPOINT).is_file() or not summary or summary.get("status") != "done":
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
     cfg = read_config(run_dir / CONFIG)
     check_version(cfg, str(run_dir))
-    trained_with = summary.get("config_hash")
-    if trained_with is not None and trained_with != config_hash(cfg):
+    trained_with = summary.get("train_config_hash")
+    if trained_with is not None and trained_with != training_hash(cfg):
         raise BenchError(
-            f"{run_dir / CONFIG} was changed after training (its hash {config_hash(cfg)} is not the "
-            f"{trained_with} it was trained with); restore it, or train the changed config in a new folder"
+            f"{run_dir / CONFIG} was changed after training (the hash of its training settings, "
+            f"{training_hash(cfg)}, is not the {trained_with} it was trained with); restore it, or train the "
+            "changed config in a new folder"
         )
     return cfg
 
@@ -161,14 +163,14 @@ def evaluate_run(run_dir: Path) -> dict:
 def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
     """A reference row through the same protocol, computed once per dataset (and encoder) and cached:
     `pixels` (normalised raw pixels) or `random` (the encoder the run is evaluated on, as its method
-    builds it before any training, seed 0). Methods initialise differently (MAE: Xavier; I-JEPA and
-    the data2vecs: truncated normal, std 0.02) and some add a [cls] token, so each method has its
-    own random row."""
+    builds it before any training, seed 0). Methods initialise differently (MAE: Xavier; I-JEPA:
+    truncated normal, std 0.02, without residual rescale; data2vec 2.0: normal, std 0.02, [cls] from
+    N(0, 1); data2vec v1: truncated normal with the residual rescale) and some add a [cls] token, so
+    each method has its own random row."""
     protocol = {"data": asdict(cfg.data), "eval": asdict(cfg.eval)}
     if name == "random":
         protocol["backbone"] = cfg.backbone
-        if cfg.method != "ijepa":  # (absent for I-JEPA: its cached rows keep their key)
-            protocol["method"] = cfg.method
+        protocol["method"] = cfg.method
     digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
     label = f"{name}-{cfg.backbone}-{cfg.method}" if name == "random" else name
     folder = Path(cache_dir) / f"{label}-{cfg.data.name}-{digest}"
