@@ -12,7 +12,7 @@ setup: .venv/.installed
 	touch $@
 
 demo: setup
-	$(BIN)/bench sweep sweeps/demo.yaml --executor local --wait
+	$(BIN)/bench sweep sweeps/demo.yaml --executor local --parallel 2 --wait
 	$(BIN)/bench status sweeps/demo.yaml
 	$(BIN)/bench collate sweeps/demo.yaml
 
