@@ -175,19 +175,12 @@ def results_path(out: Path) -> Path:
     return out
 
 
-def edited_after_training(run_dir: Path, cfg) -> bool:
-    from bench.config import training_hash
-    from bench.rundir import SUMMARY, read_json
-
-    recorded = (read_json(run_dir / SUMMARY) or {}).get("train_config_hash")
-    return recorded is not None and recorded != training_hash(cfg)
-
-
 def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
     from bench.config import CONFIG_VERSION, read_config
     from bench.evals.run import reference
     from bench.results import collate as make_table
     from bench.results import leaderboards, run_dirs
+    from bench.rundir import edited_after_training
 
     folder = sweep_dir(target, root)
     dirs = run_dirs(folder)

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from bench.config import RunConfig, check_version, config_hash, read_config, write_config
+from bench.config import RunConfig, check_version, config_hash, read_config, training_hash, write_config
 from bench.errors import BenchError
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
@@ -65,13 +65,21 @@ def last_line(path: Path | str | None, tail: int = 4096) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
+def edited_after_training(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether the training part of the run's config no longer hashes to what training recorded in
+    summary.json (runs trained before the hash was recorded: never)."""
+    recorded = (read_json(run_dir / SUMMARY) or {}).get("train_config_hash")
+    return recorded is not None and recorded != training_hash(cfg)
+
+
 def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     """Create the folder and write the config; refuse to resume a folder made with another config."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG
     if path.is_file():
-        check_version(read_config(path), str(run_dir))
-        if config_hash(read_config(path)) != config_hash(cfg):
+        existing = read_config(path)
+        check_version(existing, str(run_dir))
+        if config_hash(existing) != config_hash(cfg):
             raise BenchError(f"{run_dir} holds a run with a different config; use a new folder")
     else:
         write_config(cfg, path)

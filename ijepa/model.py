@@ -8,7 +8,6 @@ target representations; the loss is smooth-L1 (official code) or L2 (paper text)
 
 import torch
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
 from torch import nn
 
 from bench.backbones import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
@@ -54,13 +53,8 @@ def official_init(module: nn.Module) -> None:
     trunc-normal(0.02), bias 0, and every LayerNorm to (1, 0) after building the models, which undoes
     the 1/sqrt(2l) rescale of the residual projections that its ViT constructor applied."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Linear | nn.LayerNorm):  # not the patch embedding's Conv2d
+            init_weights(m)
 
 
 class MaskInputs:

@@ -28,7 +28,7 @@ from bench.evals.knn import knn_top1
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_label, lowshot_probe, simclr_indices, stratified_subset
 from bench.methods import build_method, eval_encoder
-from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, read_json, write_json
+from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, edited_after_training, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +120,11 @@ def trained_config(run_dir: Path) -> RunConfig:
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
     cfg = read_config(run_dir / CONFIG)
     check_version(cfg, str(run_dir))
-    trained_with = summary.get("train_config_hash")
-    if trained_with is not None and trained_with != training_hash(cfg):
+    if edited_after_training(run_dir, cfg):
         raise BenchError(
             f"{run_dir / CONFIG} was changed after training (the hash of its training settings, "
-            f"{training_hash(cfg)}, is not the {trained_with} it was trained with); restore it, or train the "
-            "changed config in a new folder"
+            f"{training_hash(cfg)}, is not the {summary['train_config_hash']} it was trained with); restore it, "
+            "or train the changed config in a new folder"
         )
     return cfg
 
