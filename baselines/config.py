@@ -44,8 +44,9 @@ class Data2VecConfig:
     # does: relative to the clone mean, cls_loss x B x R (2.56 for ViT-B's 16 images per GPU)
     cls_loss: float = 0.01
     ema: tuple[float, float] = (0.9998, 0.99999)
-    # updates over which the momentum ramps from ema[0] to ema[1], then holds (fairseq's
-    # ema_anneal_end_step, 100k of ViT-B's 375,300); None: over the whole budget
+    # updates of the paper's run over which the momentum ramps from ema[0] to ema[1], then holds
+    # (fairseq's ema_anneal_end_step, 100k of ViT-B's 375,300: with `recipe: budget` the first
+    # 26.6 % of any run); None: over the whole run
     ema_steps: int | None = 100_000
     crop_scale: tuple[float, float] = (0.2, 1.0)  # fairseq's MaeImageDataset
     hflip: bool = True
@@ -68,14 +69,14 @@ class Data2VecV1Config:
     color_jitter: float = 0.4  # ColorJitter(0.4, 0.4, 0.4): brightness, contrast, saturation (3-channel data)
 
 
-# Optimizer settings per method (keys of bench.config.OptimConfig). Learning rates are used as
-# the papers give them, unscaled, like I-JEPA's; only MAE's recipe states a batch-scaling rule.
-# The reference gives no warm-up length for data2vec 2.0, so it keeps the engine's default.
+# Optimizer settings per method (keys of bench.config.OptimConfig). One learning-rate rule for every
+# method: each paper's rates are converted to rates per 256 images (paper lr x 256 / paper batch) and
+# scaled linearly to the run's global batch (`lr_batch: 256`), as MAE's recipe states it. Warm-ups are
+# fractions of the run: the paper's warm-up over the paper's run length (PAPER_RUNS).
 RECIPES: dict[str, dict] = {
-    "ijepa": {},
+    "ijepa": {},  # bench.config.OptimConfig's defaults: 1e-3 (2e-4 -> 1e-3 -> 1e-6) at batch 2048, per 256
     "mae": {
-        "lr": 1.5e-4,  # per 256 images: lr = 1.5e-4 x batch / 256
-        "lr_batch": 256,
+        "lr": 1.5e-4,  # per 256 images (the paper's rule: lr = 1.5e-4 x batch / 256)
         "start_lr": 0.0,
         "final_lr": 0.0,
         "warmup": 40 / 800,
@@ -84,21 +85,43 @@ RECIPES: dict[str, dict] = {
         "betas": (0.9, 0.95),
     },
     "data2vec": {
-        "lr": 1e-3,
+        "lr": 1e-3,  # fairseq's ViT-B: 1e-3 at batch 256 (16 GPUs x 16 images)
         "start_lr": 0.0,
         "final_lr": 0.0,
+        "warmup": 50_040 / 375_300,  # fairseq's warmup_updates over max_update
         "weight_decay": 0.05,
         "final_weight_decay": 0.05,
         "betas": (0.9, 0.95),
         "clip_grad": 4.0,
     },
     "data2vec_v1": {
-        "lr": 2e-3,
+        "lr": 2e-3 * 256 / 2048,  # 2e-3 at batch 2048
         "start_lr": 0.0,
-        "final_lr": 1e-5,  # BEiT's min_lr
+        "final_lr": 1e-5 * 256 / 2048,  # BEiT's min_lr, same scaling
         "warmup": 10 / 800,
         "weight_decay": 0.05,
         "final_weight_decay": 0.05,
         "clip_grad": 3.0,
     },
+}
+
+
+@dataclass(frozen=True)
+class PaperRun:
+    """The run a method's recipe was tuned for: its length in optimizer updates and global batch.
+    `recipe: budget` keeps every step-defined hyper-parameter's ratio to this length; `recipe: paper`
+    keeps its absolute value (shared/reference/*.md, and the sources named here)."""
+
+    updates: int
+    batch: int
+    source: str
+
+
+PAPER_RUNS: dict[str, PaperRun] = {
+    "ijepa": PaperRun(
+        187_500, 2048, "ViT-H/14 in1k_vith14_ep300.yaml: 300 epochs x 625 updates (1,281,167 images // 2048)"
+    ),
+    "mae": PaperRun(249_600, 4096, "ViT-L: 800 epochs x 312 updates (1,281,167 images // 4096, drop_last)"),
+    "data2vec": PaperRun(375_300, 256, "ViT-B fairseq base_images_only_task.yaml: max_update 375,300"),
+    "data2vec_v1": PaperRun(500_000, 2048, "ViT-B (BEiT code): 800 epochs x 625 updates (batch 2048)"),
 }

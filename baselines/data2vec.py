@@ -27,7 +27,8 @@ from torch import nn
 from baselines.config import Data2VecConfig, Data2VecV1Config
 from baselines.masking import BlockMask, InverseBlockKeep
 from bench.backbones import VisionTransformer, gather_tokens, init_weights
-from bench.ema import EMATeacher, contextual_targets, ema_momentum
+from bench.ema import EMATeacher, contextual_targets
+from bench.schedules import Clock
 
 
 class ChannelNorm(nn.Module):
@@ -116,9 +117,14 @@ class TeacherStudent(nn.Module):
     def input_sampler(self):
         return self.masks
 
-    def after_step(self, progress: float, step: int) -> float:
-        horizon = getattr(self.cfg, "ema_steps", None)  # data2vec 2.0 ramps over a fixed number of updates
-        momentum = ema_momentum(progress if horizon is None else step / horizon, *self.cfg.ema)
+    def ema_horizon(self, clock: Clock) -> float | None:
+        """The fraction of the paper's run over which the momentum ramps: data2vec 2.0's `ema_steps`
+        (100k of ViT-B's 375,300 updates); None (v1, or ema_steps: null): the whole of this run."""
+        steps = getattr(self.cfg, "ema_steps", None)  # data2vec v1's momentum is constant: it has none
+        return None if steps is None else steps / clock.paper_updates
+
+    def after_step(self, clock: Clock) -> float:
+        momentum = clock.ema(*self.cfg.ema, horizon=self.ema_horizon(clock))
         self.teacher.update(self.encoder, momentum)
         return momentum
 

@@ -83,7 +83,7 @@ class MAE(nn.Module):
         removed = torch.ones_like(per_patch).scatter(1, keep, 0.0)
         return {"loss": (per_patch * removed).sum() / removed.sum()}
 
-    def after_step(self, progress: float, step: int) -> None:
+    def after_step(self, clock) -> None:
         return None
 
     evaluated = "student"  # MAE has one encoder, the one its paper evaluates

@@ -123,18 +123,36 @@ def sweep(
     EXECUTORS.get(name)  # an unknown executor fails here, with the valid ones, before anything runs
     options = LaunchOptions(parallel=parallel, slurm=slurm.slurm_config(spec.slurm, profile))
     if dry_run:
-        for run in spec.runs:
-            typer.echo(f"{run.run_id}  {run.axes}  seed={run.config.seed}")
+        runs, waiting = spec.ready(root)
+        for run in runs:
+            typer.echo(f"{run.run_id}  {run.role}  {run.axes}  seed={run.config.seed}")
+        if waiting:
+            typer.echo(f"{waiting} (configuration, budget) pair(s) wait for their tuning runs to be scored")
         return
-    submitted = launch(spec, root, name, options, retry_failed)
-    skipped = len(spec.runs) - len(submitted)
     where = root / spec.name
-    jobs = sorted({job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"})
-    shown = f" (jobs {', '.join(jobs[:4])}{' ...' if len(jobs) > 4 else ''})" if jobs else ""
-    typer.echo(f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}{shown}, {skipped} skipped -> {where}")
-    if wait:
+    while True:  # tuned sweeps: the headline runs appear once their tuning runs are scored
+        runs, waiting = spec.ready(root)
+        submitted = launch(spec, root, name, options, retry_failed)
+        jobs = sorted(
+            {job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"}
+        )
+        shown = f" (jobs {', '.join(jobs[:4])}{' ...' if len(jobs) > 4 else ''})" if jobs else ""
+        then = f"; {waiting} configuration(s) wait for their tuning runs to be scored" if waiting else ""
+        typer.echo(
+            f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}{shown}, "
+            f"{max(len(runs) - len(submitted), 0)} skipped{then} -> {where}"
+        )
+        if not wait:
+            if waiting:
+                typer.echo("run `bench sweep` again once they are scored, or pass --wait")
+            return
         wait_for(spec, root)
-        typer.echo(f"sweep {spec.name}: finished")
+        now, still = spec.ready(root)
+        if len(now) == len(runs):  # nothing new became ready
+            if still:
+                raise BenchError(f"sweep {spec.name}: {still} configuration(s) have tuning runs that ended unscored")
+            break
+    typer.echo(f"sweep {spec.name}: finished")
 
 
 @app.command()
@@ -206,9 +224,12 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
     if not dirs:
         raise BenchError(f"no run under {folder} can be tabled (see above); run the sweep again")
     refs = {}
-    if references:  # raw pixels, and each evaluated encoder as its method initialises it
-        refs = {"pixels": reference("pixels", configs[0], root / "references")}
-        kinds = {(c.backbone, c.method): c for c in configs}
+    if references:  # raw pixels, and each evaluated encoder as its method initialises it (unless the sweep
+        # has its own init runs, budget 0, one per seed: random_init)
+        scored = [c for c in configs if c.eval.scope == "full"] or configs  # tuning runs see no test split
+        refs = {"pixels": reference("pixels", scored[0], root / "references")}
+        with_init = {(c.backbone, c.method) for c in scored if c.budget.value == 0}
+        kinds = {(c.backbone, c.method): c for c in scored if (c.backbone, c.method) not in with_init}
         backbones = {backbone for backbone, _ in kinds}
         for (backbone, method), cfg in sorted(kinds.items()):
             where = f"{method}, {backbone}" if len(backbones) > 1 else method

@@ -61,24 +61,35 @@ class BudgetConfig:
 class OptimConfig:
     """AdamW with warm-up + cosine lr and a cosine weight-decay ramp (I-JEPA's recipe).
 
-    `warmup` is a fraction of the budget (40 of 300 epochs in the official config).
+    Learning rates are per `lr_batch` images and scale linearly with the global batch: every
+    method's recipe gives its paper's rates per 256 images (I-JEPA: 1e-3 at batch 2048 is 1.25e-4).
+    `lr_factor` multiplies lr, start_lr and final_lr: the knob a sweep's `tune:` searches, one
+    grid for every method. `warmup` is a fraction of the paper's run (40 of 300 epochs in the
+    official config), so of the budget under `recipe: budget`.
     """
 
     batch_size: int = 128  # global: split evenly over the processes of a multi-process job
-    lr: float = 1e-3
-    start_lr: float = 2e-4
-    final_lr: float = 1e-6
+    lr: float = 1e-3 * 256 / 2048
+    start_lr: float = 2e-4 * 256 / 2048
+    final_lr: float = 1e-6 * 256 / 2048
     warmup: float = 40 / 300
     weight_decay: float = 0.04
     final_weight_decay: float = 0.4
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
-    # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch (MAE: 256)
-    lr_batch: int = later(0)
+    # > 0: the lrs are per `lr_batch` images, scaled by the global batch / lr_batch; 0: unscaled
+    lr_batch: int = 256
+    lr_factor: float = 1.0
 
 
 VIEWS = ("last_avg", "last_cls", "last4_avg", "last4_cls")
+# The headline views are the same for every method (average-pooled patch tokens); a [cls] token,
+# which only some methods have, is scored as an extra column, never in the headline.
+HEADLINE_VIEWS = ("last_avg", "last4_avg")
+EXTRA_VIEWS = ("last_cls", "last4_cls")
 EVAL_ENCODERS = ("auto", "student", "teacher")
+EVAL_SCOPES = ("full", "val")
+RECIPE_KINDS = ("budget", "paper")
 
 
 @dataclass
@@ -91,6 +102,12 @@ class EvalConfig:
       n labelled images per class for each n of `fewshot_n`, over `draws` draws.
     - Linear probe: one head per (view, lr, weight decay) trained at once on the cached
       features (SGD, cosine), the best on a `val_fraction` held out of train reported on test.
+      The headline probe chooses among `linear_views` (pooled patch tokens, the same for every
+      method); `extra_views` ([cls]) are probed apart and reported as `linear_cls`.
+    - Validation score (`val`): k-NN top-1 (k=20) from the rest of the training images onto a
+      stratified `val_fraction` held out of them (of `val_images` drawn from train, stratified;
+      None: all). `scope: val` computes only that and never reads the test split: what a sweep's
+      tuning runs are scored by.
     - Low-shot: the same probe on a stratified `lowshot` fraction of the train labels, over
       `draws` draws (mean ± std), or SimCLR's list `lowshot_file` (ImageNet's 1percent.txt).
     """
@@ -101,7 +118,8 @@ class EvalConfig:
     n_layers: int = later(4)
     knn_view: str = later("last_avg")
     fewshot_n: tuple[int, ...] = later((1, 5, 10))
-    linear_views: tuple[str, ...] = later(VIEWS)
+    linear_views: tuple[str, ...] = later(HEADLINE_VIEWS)
+    extra_views: tuple[str, ...] = EXTRA_VIEWS
     linear_lrs: tuple[float, ...] = later((0.01, 0.03, 0.1, 0.3, 1.0))
     linear_wds: tuple[float, ...] = later((0.0, 1e-4))
     linear_epochs: int = later(10)
@@ -114,20 +132,29 @@ class EvalConfig:
     # auto: the encoder each method's official code evaluates (I-JEPA: the EMA target encoder;
     # MAE, data2vec 2.0, data2vec v1: the student); student | teacher pick one explicitly.
     encoder: str = later("auto")
+    scope: str = "full"
+    val_images: int | None = 20_000
 
 
 # The version of what a run's config means. Version 2 (issue 11): data2vec rows score the student,
 # data2vec 2.0's [cls] loss, top-K, EMA horizon and augmentation follow fairseq, data2vec v1's masks,
 # colour jitter and [cls] weight decay follow its BEiT code, I-JEPA's init and per-process mask
 # truncation follow the official pipeline, MAE resizes bicubic, and the embedded default is 32 px.
+# Version 3 (issue 12): recipes scale with the budget (`recipe`), every learning rate follows one rule
+# (per 256 images, scaled to the batch), and the headline probe reads the same views for every method.
 # Written into every config.yaml and hashed into every run id; a config.yaml without it is version 1.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 
 @dataclass
 class RunConfig:
     version: int = CONFIG_VERSION
     method: str = "ijepa"
+    # budget: every hyper-parameter a paper defines in steps or epochs (warm-up, weight-decay and EMA
+    # schedules, data2vec 2.0's 100k-update EMA ramp) keeps its ratio to the paper's run length, and EMA
+    # momenta keep their time constant 1/(1-m) as that fraction (bench/schedules.py); paper: the papers'
+    # absolute values, the schedules read at step / the paper's run length
+    recipe: str = "budget"
     backbone: str = "vit_tiny_patch4"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -299,7 +326,7 @@ def check_version(cfg: RunConfig, where: str) -> None:
         age = "an older" if cfg.version < CONFIG_VERSION else "another"
         raise BenchError(
             f"{where} was made by {age} jepa-bench (config version {cfg.version}, this one reads "
-            f"{CONFIG_VERSION}: issue 11 changed how the methods train and which encoder is scored); "
+            f"{CONFIG_VERSION}: issues 11 and 12 changed how the methods train and how they are scored); "
             "train it again in a new folder (bench sweep gives new run ids) or use the older checkout"
         )
 
@@ -316,8 +343,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     check_available(cfg.data)
     if cfg.budget.kind not in BUDGET_KINDS:
         raise BenchError(f"budget.kind {cfg.budget.kind!r} is not one of {', '.join(BUDGET_KINDS)}")
-    if not cfg.budget.value > 0:
-        raise BenchError(f"budget.value must be > 0, got {cfg.budget.value}")
+    if not cfg.budget.value >= 0:
+        raise BenchError(f"budget.value must be >= 0 (0: the initialisation, untrained), got {cfg.budget.value}")
+    if cfg.recipe not in RECIPE_KINDS:
+        raise BenchError(f"recipe {cfg.recipe!r} is not one of {', '.join(RECIPE_KINDS)}")
+    if not cfg.optim.lr_factor > 0:
+        raise BenchError(f"optim.lr_factor must be > 0, got {cfg.optim.lr_factor}")
     if cfg.optim.lr_batch < 0:
         raise BenchError(f"optim.lr_batch must be >= 0, got {cfg.optim.lr_batch}")
     if cfg.optim.batch_size < 1:
@@ -343,6 +374,12 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def check_eval(ev: EvalConfig) -> None:
     for view in (ev.knn_view, *ev.linear_views):
+        if view not in HEADLINE_VIEWS:
+            raise BenchError(
+                f"eval view {view!r}: headline views are {', '.join(HEADLINE_VIEWS)}, the same for every method "
+                f"(a [cls] view goes in eval.extra_views)"
+            )
+    for view in ev.extra_views:
         if view not in VIEWS:
             raise BenchError(f"eval view {view!r} is not one of {', '.join(VIEWS)}")
         if view.startswith("last4") and ev.n_layers < 4:
@@ -357,6 +394,10 @@ def check_eval(ev: EvalConfig) -> None:
         raise BenchError(f"eval.val_fraction must be in (0, 1), got {ev.val_fraction}")
     if any(not 0 < f <= 1 for f in ev.lowshot) or ev.draws < 1 or any(n < 1 for n in ev.fewshot_n):
         raise BenchError("eval.lowshot fractions must be in (0, 1], eval.draws >= 1 and eval.fewshot_n >= 1")
+    if ev.scope not in EVAL_SCOPES:
+        raise BenchError(f"eval.scope {ev.scope!r} is not one of {', '.join(EVAL_SCOPES)}")
+    if ev.val_images is not None and ev.val_images < 100:
+        raise BenchError(f"eval.val_images must be >= 100 (or null: every training image), got {ev.val_images}")
     if ev.encoder not in EVAL_ENCODERS:
         raise BenchError(f"eval.encoder {ev.encoder!r} is not one of {', '.join(EVAL_ENCODERS)}")
     if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():

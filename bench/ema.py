@@ -4,7 +4,7 @@ each normalised, averaged, layer-normed; Baevski et al. 2022, shared/reference/b
 
     teacher = EMATeacher(student)
     y = contextual_targets(teacher.layer_outputs(images, at="block"), top_k=6, layer_norm="layer")
-    teacher.update(student, momentum=ema_momentum(progress, 0.996, 1.0))  # after every optimizer step
+    teacher.update(student, momentum=clock.ema(0.996, 1.0))  # after every optimizer step (bench/schedules.py)
 """
 
 import copy
@@ -15,13 +15,6 @@ from torch import nn
 
 TARGET_NORMS = ("instance", "layer")
 LAYER_POINTS = ("block", "ffn")
-
-
-def ema_momentum(progress: float, start: float, end: float) -> float:
-    """Linear ramp from `start` to `end` as `progress` goes from 0 to 1, then held: I-JEPA passes the
-    fraction of the budget spent (0.996 → 1.0 over the run); data2vec 2.0 passes updates / 100k
-    (0.9998 → 0.99999 over its first 100k updates, then held, as fairseq does)."""
-    return start + min(max(progress, 0.0), 1.0) * (end - start)
 
 
 class EMATeacher(nn.Module):

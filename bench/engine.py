@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from baselines.config import PAPER_RUNS
 from bench import schedules
 from bench.config import BudgetConfig, RunConfig, training_hash
 from bench.data import Transformed, load_split, train_transform
@@ -133,7 +134,7 @@ class Budget:
         return {"steps": s.steps, "epochs": s.steps, "flops": s.flops, "device_hours": s.device_seconds}[self.cfg.kind]
 
     def progress(self) -> float:
-        return min(self.used() / self.limit, 1.0)
+        return min(self.used() / self.limit, 1.0) if self.limit > 0 else 1.0
 
     def done(self) -> bool:
         if self.cfg.kind in ("steps", "epochs"):
@@ -141,7 +142,7 @@ class Budget:
         return self.used() + self.last_cost / 2 >= self.limit
 
     def fraction_used(self) -> float:
-        return self.used() / self.limit
+        return self.used() / self.limit if self.limit > 0 else 1.0
 
 
 class StepSampler(Sampler):
@@ -363,6 +364,11 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
     flops_per_shape: dict[tuple, float] = {}
     devices = where.world
     lr_scale = schedules.lr_scale(cfg.optim)
+    paper_updates = PAPER_RUNS[cfg.method].updates
+
+    def clock() -> schedules.Clock:
+        return schedules.Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
+
     loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
     last_ckpt = time.perf_counter()
     excluded = 0.0  # checkpoint writes and FLOP-counting overhead are not training time
@@ -382,12 +388,16 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
             run_dir / CHECKPOINT,
         )
 
+    if budget.done() and budget.spent.steps == 0:  # a zero budget: the initialisation is the result
+        if where.main:
+            save()
+        return None
     batches = iter(loader)
     method.train()
     while not budget.done():
-        progress = budget.progress()
-        lr = schedules.learning_rate(progress, cfg.optim) * lr_scale
-        wd = schedules.weight_decay(progress, cfg.optim)
+        position = clock().position()
+        lr = schedules.learning_rate(position, cfg.optim) * lr_scale
+        wd = schedules.weight_decay(position, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
             if group["apply_wd"]:
@@ -439,7 +449,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
         s.device_seconds = seconds0 + elapsed * devices
         budget.last_cost = budget.used() - before
         # 3. EMA (after the step, at the progress reached)
-        momentum = method.after_step(budget.progress(), s.steps)
+        momentum = method.after_step(clock())
         show(budget.progress())
         loss_sum += loss.detach()
         loss_n += 1

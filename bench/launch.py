@@ -464,7 +464,7 @@ def launch(
     sweep_dir = root / sweep.name
     with sweep_lock(sweep_dir):
         queue, todo = Queue(), []
-        for run in sweep.runs:
+        for run in sweep.ready(root)[0]:
             state = run_state(sweep_dir / run.run_id, queue)
             if state["active"] or state["state"] == "done" or (state["state"] == "failed" and not retry_failed):
                 continue
@@ -480,7 +480,7 @@ def launch(
 def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
     """Block until no run of the sweep is active any more."""
     sweep_dir = root / sweep.name
-    while any(run_state(sweep_dir / r.run_id, Queue())["active"] for r in sweep.runs):
+    while any(run_state(sweep_dir / r.run_id, Queue())["active"] for r in sweep.ready(root)[0]):
         time.sleep(poll_s)
 
 

@@ -2,8 +2,8 @@
 
 - ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
 - ``forward(batch) -> {"loss": tensor, **parts}``
-- ``after_step(progress, step) -> float | None``: EMA update after each optimizer step (`step`
-  optimizer steps done, `progress` the fraction of the budget spent)
+- ``after_step(clock) -> float | None``: EMA update after each optimizer step; `clock`
+  (bench/schedules.py) says where the run stands and gives the momentum of a paper's EMA schedule
 - ``encoders() -> {"student": VisionTransformer[, "teacher": ...]}``: its encoders (the teacher is
   the EMA copy, where the method has one), and ``evaluated``: the one its official code evaluates
   (I-JEPA: teacher; MAE, data2vec 2.0 and v1: student). ``eval.encoder`` picks another.

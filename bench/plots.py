@@ -1,7 +1,8 @@
 """Plots of a sweep's summary (bench/results.py `summarize`): PNG and SVG, matplotlib only.
 
 - `compute_plot`: accuracy against compute used, a line per configuration through its
-  budgets, error bars over seeds, reference rows as dashed lines (the I-JEPA paper's Fig. 1).
+  budgets, error bars over seeds, reference rows as dashed lines (the I-JEPA paper's Fig. 1);
+  beside it, each configuration's gain over its own initialisation.
 - `ablation_bars`: a bar per configuration at one budget (the masking ablations), error bars
   over seeds, reference rows as dashed lines.
 
@@ -19,13 +20,15 @@ METRIC_NAMES = {"linear": "linear probe", "knn@20": "k-NN (k=20)", "linear_1%": 
 COMPUTE_NAMES = {"flops": "compute used (FLOPs)", "device_hours": "compute used (device-hours)"}
 
 
-def _figure(width: float = 6.4, height: float = 4.4):
+def _figure(width: float = 6.4, height: float = 4.4, panels: int | None = None):
+    """(figure, axes): one axes, or a list of `panels` side by side."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a cluster node
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), constrained_layout=True)
+    fig, axes = plt.subplots(1, panels or 1, figsize=(width, height), constrained_layout=True, squeeze=False)
+    return fig, (list(axes[0]) if panels else axes[0][0])
 
 
 def _references(ax, summary: pd.DataFrame, metric: str) -> None:
@@ -36,23 +39,52 @@ def _references(ax, summary: pd.DataFrame, metric: str) -> None:
 
 
 def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"):
-    """Top-1 against compute used: a line per configuration through its budgets."""
-    fig, ax = _figure()
+    """Top-1 against compute used: a line per configuration through its budgets, error bars over seeds.
+    Where the sweep has init runs (budget 0), each method's initialisation is a dotted line of its
+    colour, and a second panel shows the gain over it (paired by seed, error bars its std; a hollow
+    marker: within noise, |gain| <= 2 std)."""
     runs = summary[summary["seeds"].notna()].copy()
     runs["label"] = labels(summary)[runs.index]
-    for label, rows in runs.groupby("label", sort=False):
+    gain = f"gain_{metric}"
+    with_gains = gain in runs and runs[gain].notna().any()
+    fig, axes = _figure(11.5 if with_gains else 6.4, 4.4, panels=2 if with_gains else 1)
+    ax = axes[0]
+    trained = runs[runs["budget"] > 0]
+    for i, (label, rows) in enumerate(trained.groupby("label", sort=False)):
         rows = rows.sort_values(x)
         yerr = rows.get(f"{metric}_std")
+        color = f"C{i}"
         ax.errorbar(
-            rows[x], rows[metric], yerr=None if yerr is None else yerr.fillna(0), marker="o", capsize=3, label=label
+            rows[x],
+            rows[metric],
+            yerr=None if yerr is None else yerr.fillna(0),
+            marker="o",
+            capsize=3,
+            label=label,
+            color=color,
         )
+        init = runs[(runs["budget"] == 0) & (runs["label"] == label)]
+        if len(init) and pd.notna(init[metric].iloc[0]):
+            ax.axhline(init[metric].iloc[0], color=color, linestyle=":", linewidth=1)
+        if with_gains:
+            g = rows[gain]
+            axes[1].errorbar(rows[x], g, yerr=rows[f"{gain}_std"].fillna(0), capsize=3, color=color, label=label)
+            noise = rows.get(f"{gain}_noise", pd.Series(False, index=rows.index)).fillna(False).astype(bool)
+            axes[1].scatter(rows[x][~noise], g[~noise], color=color, zorder=3)
+            axes[1].scatter(rows[x][noise], g[noise], facecolors="white", edgecolors=color, zorder=3)
     _references(ax, summary, metric)
-    ax.set_xscale("log")
-    ax.set_xlabel(COMPUTE_NAMES.get(x, x))
-    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")
-    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} against compute")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, not over points
+    name = METRIC_NAMES.get(metric, metric)
+    for a in axes:
+        a.set_xscale("log")
+        a.set_xlabel(COMPUTE_NAMES.get(x, x))
+        a.grid(alpha=0.3)
+    ax.set_ylabel(f"{name} top-1 (%)")
+    ax.set_title(f"{name} against compute" + (" (dotted: init)" if with_gains else ""))
+    if with_gains:
+        axes[1].axhline(0.0, color="0.3", linewidth=1)
+        axes[1].set_ylabel(f"gain over own init ({name}, points)")
+        axes[1].set_title("gain over own init (hollow: within noise)")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, not over points
     return fig
 
 

@@ -3,18 +3,33 @@
 `status_table` says where each run of a sweep stands; `collate` makes the leaderboard, a
 row per run (method, backbone, the config keys that differ between the sweep's runs,
 budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row.
+
+Each run has a role: `headline` (the rows the comparison is about), `tuning` (a sweep's search,
+scored on validation only: no test numbers; its compute is reported apart, `tuning_flops`) or
+`init` (budget 0: the method's random initialisation through the same protocol). A headline
+run's gain over its own initialisation is paired by seed (`gain_linear` = its linear top-1
+minus that of its method's init run of the same seed); `summarize` gives its mean and std over
+seeds and calls a gain within noise when |mean| <= 2 std. Within a budget, configurations are
+ranked by the headline metric and adjacent ones whose per-seed values a Welch t-test does not
+separate (p >= 0.05) are tied (`ranking`).
 """
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.config import read_config, to_dict
 from bench.rundir import CONFIG, EVAL, METRICS, SUMMARY, last_record, read_json
 
-FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value")
+FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
+GAIN_METRICS = ("knn@20", "linear", "linear_1%")
+NOISE_STDS = 2.0  # a gain is within noise when |mean| <= 2 std over seeds
+TIE_P = 0.05  # adjacent configurations are tied when Welch's t-test gives p >= 0.05
+BARELY_MOVED = 0.05  # an evaluated encoder whose weights moved < 5 % of their norm from its init
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -90,7 +105,8 @@ def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
         "budget_used": compute.get("budget_used"),
     }
     row |= eval_columns(evaluation)
-    row |= {"seed": config["seed"], "status": summary.get("status", "pending")}
+    role = "tuning" if config.get("eval.scope") == "val" else "init" if config["budget.value"] == 0 else "headline"
+    row |= {"seed": config["seed"], "role": role, "status": summary.get("status", "pending")}
     return row
 
 
@@ -104,6 +120,8 @@ def eval_columns(record: dict) -> dict:
     std over its draws."""
     knn = record.get("knn", {})
     columns = {"encoder": record["encoder"]} if "encoder" in record else {}
+    if "val" in record:  # the validation score tuning selects by (never test)
+        columns["val_knn@20"] = record["val"]["knn@20"]
     columns |= {f"knn@{k}": v for k, v in knn.get("top1", {}).items()}
     if "temperature" in knn:
         columns["knn_T"] = knn["temperature"]
@@ -115,6 +133,10 @@ def eval_columns(record: dict) -> dict:
     for label, r in record.get("lowshot", {}).items():
         columns[f"linear_{label}"] = r["mean"]
         columns[f"linear_{label}_std"] = r["std"]
+    if "linear_cls" in record:  # the [cls] probe of the methods that have one: an extra column, never the headline
+        columns["linear_cls"] = record["linear_cls"]["top1"]
+    if "moved" in record:
+        columns["moved"] = record["moved"]
     return columns
 
 
@@ -125,12 +147,15 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None, dirs: li
     keys = varying_keys(configs)
     rows = [run_row(d, c, keys) for d, c in zip(dirs, configs, strict=True)]
     table = pd.DataFrame(rows)
+    table = add_gains(table)
     if "knn@20" in table:
         table = table.sort_values("knn@20", ascending=False, na_position="last")
     refs = pd.DataFrame([reference_row(name, rec) for name, rec in (references or {}).items()])
     if len(refs):
         table = pd.concat([table, refs], ignore_index=True)
     table = table.reset_index(drop=True)
+    tuning = table[table.get("role", pd.Series(dtype=str)) == "tuning"]
+    table.attrs["tuned"] = [k for k in keys if k in tuning and tuning[k].astype(str).nunique() > 1]
     scored = ["encoder"] if "encoder" in table else []  # the encoder each evaluation scored
     table.attrs["group"] = [
         "method",
@@ -143,15 +168,83 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None, dirs: li
     return table
 
 
-NOT_AVERAGED = ("run", "seed", "status", "linear_view", "knn_T", "budget_used")
+def add_gains(table: pd.DataFrame) -> pd.DataFrame:
+    """gain_<metric> of each headline run: its metric minus that of the init run of the same method,
+    backbone, evaluated encoder and seed (the weights it started from, through the same protocol)."""
+    if "role" not in table or not (table["role"] == "init").any():
+        return table
+    keys = [k for k in ("method", "backbone", "encoder", "seed") if k in table]
+    inits = table[(table["role"] == "init") & (table["status"] == "done")].drop_duplicates(keys)
+    metrics = [m for m in GAIN_METRICS if m in table]
+    merged = table[keys].merge(inits[keys + metrics], on=keys, how="left", suffixes=("", "_init"))
+    for m in metrics:
+        gain = table[m].to_numpy(dtype=float) - merged[m].to_numpy(dtype=float)
+        table[f"gain_{m}"] = np.where(table["role"] == "headline", gain, np.nan)
+    return table
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Welch's t-test p-value (unequal variances); nan with fewer than 2 values a side."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def rank(summary: pd.DataFrame, table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rank the headline configurations of each budget by `metric` (mean over seeds) and test each
+    against the next one down: `p_next` (Welch) and `tied_next` (p >= TIE_P, or too few seeds)."""
+    summary = summary.copy()
+    summary["rank"], summary["p_next"], summary["tied_next"] = np.nan, np.nan, None
+    if metric not in summary or "role" not in summary:
+        return summary
+    group = summary.attrs.get("group", [])
+    runs = table[(table.get("role") == "headline") & (table["status"] == "done")]
+    heads = summary[(summary["role"] == "headline") & summary[metric].notna()]
+    for _, rows in heads.groupby("budget", sort=False):
+        order = rows.sort_values(metric, ascending=False).index.tolist()
+        values = [seed_values(runs, summary.loc[i], group, metric) for i in order]
+        for r, i in enumerate(order):
+            summary.loc[i, "rank"] = r + 1
+            if r + 1 < len(order):
+                p = welch_p(values[r], values[r + 1])
+                summary.loc[i, "p_next"] = p
+                summary.loc[i, "tied_next"] = bool(not p < TIE_P)
+    return summary
+
+
+def seed_values(runs: pd.DataFrame, config: pd.Series, group: list[str], metric: str) -> np.ndarray:
+    """The per-seed values of `metric` of one configuration of the summary."""
+    mask = pd.Series(True, index=runs.index)
+    for c in group:
+        if c in runs:
+            value = config[c]
+            column = runs[c].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
+            mask &= column.isna() if pd.isna(value) else column == value
+    return runs.loc[mask, metric].dropna().to_numpy(dtype=float)
+
+
+NOT_AVERAGED = ("run", "seed", "status", "role", "linear_view", "knn_T", "budget_used")
+
+
+def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     """A row per configuration (method, backbone, what the sweep varied, budget): the mean and the
-    std over its seeds of every accuracy and compute column, and how many seeds stand behind it.
-    Reference rows are kept as they are (they have no seeds)."""
+    std over its seeds of every accuracy and compute column, and how many seeds stand behind it;
+    for headline rows the gains over their init (paired by seed), whether each is within noise,
+    the compute the tuning spent (`tuning_flops`, `tuning_device_hours`: every tuning run of the
+    method, shared by its budgets), and the ranking within each budget. Tuning runs are not
+    configurations here (the runs table keeps them); reference rows are kept as they are."""
     group = [c for c in table.attrs.get("group", ["method"]) if c in table]
+    if "role" in table:
+        group = [*group, "role"]
     runs = table[table["status"] == "done"].copy()  # a run still training or failed has no final compute
+    tuning = runs[runs["role"] == "tuning"] if "role" in runs else runs.iloc[0:0]
+    if "role" in runs:
+        runs = runs[runs["role"] != "tuning"]
     refs = table[table["status"] == "reference"]
     refs = refs[[c for c in refs.columns if not c.endswith("_std")]]  # their std is over draws, not seeds
     metrics = [
@@ -168,8 +261,25 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         out.insert(out.columns.get_loc(c) + 1, f"{c}_std", stds[c])
     out["seeds"] = grouped.size()
     out = out.reset_index()
+    out = out.reset_index(drop=True)
+    for m in GAIN_METRICS:
+        if f"gain_{m}" in out:
+            out[f"gain_{m}_noise"] = (out[f"gain_{m}"].abs() <= NOISE_STDS * out[f"gain_{m}_std"]).where(
+                out[f"gain_{m}"].notna() & out[f"gain_{m}_std"].notna()
+            )
+    if "moved" in out:
+        out["barely_moved"] = (out["moved"] < BARELY_MOVED).where(out["moved"].notna() & (out["budget"] > 0))
+    if len(tuning):
+        cost = tuning.groupby(["method", "backbone"])[["flops", "device_hours"]].sum()
+        keys = list(zip(out["method"], out["backbone"], strict=True))
+        headline = out["role"] == "headline"
+        for c in ("flops", "device_hours"):
+            out[f"tuning_{c}"] = [cost[c].get(k) if h else np.nan for k, h in zip(keys, headline, strict=True)]
+    out.attrs["group"] = group
+    out = rank(out, table, metric)
     out = pd.concat([out, refs[[c for c in refs.columns if c in out.columns or c == "method"]]], ignore_index=True)
     out.attrs["group"] = group
+    out.attrs["tuned"] = table.attrs.get("tuned", [])
     return out
 
 
@@ -177,9 +287,8 @@ def labels(summary: pd.DataFrame) -> pd.Series:
     """Each configuration's name in a table or a legend: the method, the encoder scored in brackets
     (`data2vec [student]`), and the keys that vary among that method's own runs (a mask setting, a
     clone count), not the budget."""
-    group = [
-        c for c in summary.attrs.get("group", ["method"]) if c not in ("method", "encoder", "budget", "budget_kind")
-    ]
+    hidden = ("method", "encoder", "budget", "budget_kind", "role", *summary.attrs.get("tuned", []))
+    group = [c for c in summary.attrs.get("group", ["method"]) if c not in hidden]
     runs = summary[summary["seeds"].notna()] if "seeds" in summary else summary
     varied = {
         m: [c for c in group if c in rows and rows[c].astype(str).nunique() > 1] for m, rows in runs.groupby("method")
@@ -198,25 +307,50 @@ def labels(summary: pd.DataFrame) -> pd.Series:
 
 
 def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
-    """Compute against accuracy: a row per budget, a column per configuration (mean ± std over seeds,
-    or the single value of one seed) and one per reference row."""
+    """Compute against accuracy: a row per budget (budget 0: each method's initialisation), a column
+    per configuration — mean ± std over seeds, then in brackets the gain over its own init with its
+    std ("within noise" when |gain| <= 2 std; "barely moved" when the encoder's weights moved < 5 %) —,
+    one per reference row, and the ranking of the budget ("a > b = c": b and c not separated by
+    Welch's t-test at p < 0.05)."""
     runs = summary[summary["seeds"].notna()].copy()
     runs["label"] = labels(summary)[runs.index]
+    gain = f"gain_{metric}"
 
     def cell(row) -> str:
         if pd.isna(row[metric]):
             return ""
         std = row.get(f"{metric}_std")
-        return f"{row[metric]:.2f} ± {std:.2f}" if pd.notna(std) else f"{row[metric]:.2f}"
+        text = f"{row[metric]:.2f} ± {std:.2f}" if pd.notna(std) else f"{row[metric]:.2f}"
+        if pd.notna(row.get(gain)):
+            g_std = row.get(f"{gain}_std")
+            text += f" ({row[gain]:+.2f}" + (f" ± {g_std:.2f}" if pd.notna(g_std) else "")
+            text += ", within noise)" if row.get(f"{gain}_noise") is True else ")"
+        if row.get("barely_moved") is True:
+            text += " barely moved"
+        return text
 
     runs["cell"] = runs.apply(cell, axis=1)
     kind = runs["budget_kind"].iloc[0] if len(runs) else "budget"
     table = runs.pivot_table(index="budget", columns="label", values="cell", aggfunc="first", sort=False)
-    table = table.sort_index().reset_index().rename(columns={"budget": f"budget ({kind})"})
+    table = table.sort_index()
+    if "rank" in runs and runs["rank"].notna().any():
+        table["ranking"] = [ranking(runs[(runs["budget"] == b) & runs["rank"].notna()]) for b in table.index]
+    table = table.reset_index().rename(columns={"budget": f"budget ({kind})"})
     for _, ref in summary[summary["seeds"].isna()].iterrows():
         table[ref["method"]] = f"{ref[metric]:.2f}" if metric in ref and pd.notna(ref[metric]) else ""
     table.columns.name = None
     return table
+
+
+def ranking(rows: pd.DataFrame) -> str:
+    """'a > b = c': best first; '=' where the two neighbours are not separated (Welch, p >= 0.05)."""
+    rows = rows.sort_values("rank")
+    text = ""
+    for i, (_, row) in enumerate(rows.iterrows()):
+        text += row["label"]
+        if i + 1 < len(rows):
+            text += " = " if row["tied_next"] else " > "
+    return text
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -227,11 +361,26 @@ def to_markdown(table: pd.DataFrame) -> str:
 def leaderboards(table: pd.DataFrame, metric: str = "linear") -> dict[str, pd.DataFrame]:
     """The tables of a sweep: a row per run, a row per configuration (mean ± std over seeds), and
     compute against accuracy (rows: budget, columns: configuration); reference rows in each."""
-    summary = summarize(table)
+    summary = summarize(table, metric)
     return {"runs": table, "summary": summary, "compute": compute_table(summary, metric)}
 
 
-SUMMARY_COLUMNS = ("knn@20", "linear", "linear_1%", "device_hours", "flops", "images_seen", "epochs")
+SUMMARY_COLUMNS = (
+    "knn@20",
+    "linear",
+    "linear_1%",
+    "linear_cls",
+    "gain_knn@20",
+    "gain_linear",
+    "gain_linear_1%",
+    "moved",
+    "device_hours",
+    "flops",
+    "images_seen",
+    "epochs",
+    "tuning_flops",
+    "tuning_device_hours",
+)
 
 
 def markdown_report(tables: dict[str, pd.DataFrame], title: str, metric: str, plots: list[str] = ()) -> str:
@@ -239,6 +388,7 @@ def markdown_report(tables: dict[str, pd.DataFrame], title: str, metric: str, pl
     summary = tables["summary"]
     keep = [c for c in summary.columns if c in (*summary.attrs.get("group", ()), "seeds")]
     keep += [c for name in SUMMARY_COLUMNS for c in (name, f"{name}_std") if c in summary.columns]
+    keep += [c for c in ("gain_linear_noise", "barely_moved", "rank", "p_next", "tied_next") if c in summary.columns]
     parts = [f"# {title}", "", f"## Compute against accuracy ({metric}, mean ± std over seeds)", ""]
     parts += [to_markdown(tables["compute"]), ""]
     parts += [f"![{Path(p).stem}]({p})" for p in plots] + ([""] if plots else [])

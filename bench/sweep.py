@@ -9,20 +9,42 @@
     grid:                           # a mapping: one cartesian grid over dotted keys;
       ijepa.mask.mode: [official, unbiased]   # a list of mappings: the union of several grids
     seeds: [0, 1]
+    tune:                           # optional: search these axes per grid point and budget
+      grid: {optim.lr_factor: [1, 4, 16, 64]}
+      budget: 2.0e+12               # optional: tune at this budget only, carry the choice to the others
+      seed: 100                     # the tuning runs' seed (default 100), apart from the headline seeds
+    random_init: true               # optional: each method and seed also at budget 0 (its initialisation)
+
+Tuning: every point of `tune.grid` trains once (seed `tune.seed`) and is scored on a validation
+split held out of the training images (`eval.scope: val`: k-NN on it; the test split is never
+read). For each grid point and budget, the best-scoring setting then trains over `seeds`: the
+headline runs. They exist once their tuning runs are scored: `bench sweep` launches them then
+(with --wait it waits for the tuning and goes on by itself; otherwise run it again).
+
+`random_init`: each grid point's method, backbone, data and seed also "trains" a budget of 0 (the
+point's other keys — a mask setting, a learning rate — left at the base's, as they do not change
+the encoder's initial weights) and is evaluated like the others: the initialisation its gains
+are measured from, paired by seed.
 
 Every run is validated before anything is written: a malformed file, an unknown key or a
 bad value fails the whole sweep with one line.
 """
 
 import itertools
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.config import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
 from bench.errors import BenchError
+from bench.rundir import EVAL, SUMMARY, read_json
 from bench.slurm import slurm_config
 
-SWEEP_KEYS = ("name", "executor", "slurm", "budget", "base", "grid", "seeds")
+SWEEP_KEYS = ("name", "executor", "slurm", "budget", "base", "grid", "seeds", "tune", "random_init")
+TUNE_KEYS = ("grid", "budget", "seed")
+INIT_KEYS = ("method", "backbone", "data")  # a random_init run keeps only these of its grid point
+TUNE_SCORE = "knn@20"  # of eval.json's "val": k-NN top-1 on the split held out of the training images
 
 
 @dataclass
@@ -30,6 +52,18 @@ class Run:
     run_id: str
     config: RunConfig
     axes: dict  # the grid values that made this run (for tables)
+    role: str = "headline"  # headline | tuning | init
+
+
+@dataclass
+class Tuned:
+    """Headline runs that wait for a selection: a grid point at a budget, its tuning runs (one per
+    point of the tune grid), and the raw config the selected point completes."""
+
+    raw: dict
+    axes: dict
+    seeds: list[int]
+    candidates: list[tuple[dict, str]]  # (tune point, tuning run id)
 
 
 @dataclass
@@ -39,6 +73,43 @@ class Sweep:
     runs: list[Run]
     source: Path
     slurm: dict | None = None  # SLURM parameters over the cluster profile's
+    tuned: list[Tuned] = field(default_factory=list)
+
+    def ready(self, root: Path, score: Callable[[str], float | None] | None = None) -> tuple[list[Run], int]:
+        """The runs that can be launched now — every run but the tuned headline runs, and those whose
+        tuning runs are all scored (or failed) — and how many headline groups still wait. `score(run
+        id)` gives a tuning run's score (default: read from its folder under root)."""
+        score = score or (lambda run_id: tuning_score(root / self.name / run_id))
+        runs, waiting = list(self.runs), 0
+        for group in self.tuned:
+            scores = [score(run_id) for _, run_id in group.candidates]
+            if any(score is None for score in scores):
+                waiting += 1
+                continue
+            point = select(list(zip([p for p, _ in group.candidates], scores, strict=True)))
+            if point is None:  # every tuning run failed: nothing to carry on with
+                continue
+            for seed in group.seeds:
+                cfg = build_config(merge(merge(group.raw, nest(point)), {"seed": seed}))
+                runs.append(Run(f"{cfg.method}-{config_hash(cfg)}", cfg, group.axes | point))
+        return runs, waiting
+
+
+def tuning_score(run_dir: Path) -> float | None:
+    """The validation score of a tuning run; -inf when its training failed (a diverged setting is
+    never selected); None while it is not scored yet."""
+    summary = read_json(run_dir / SUMMARY) or {}
+    if summary.get("status") == "failed":
+        return -math.inf
+    record = read_json(run_dir / EVAL) or {}
+    return record.get("val", {}).get(TUNE_SCORE)
+
+
+def select(scored: list[tuple[dict, float]]) -> dict | None:
+    """The tune point with the best validation score (ties: the grid's order); None if all failed.
+    Only validation scores come in: the test split is not read by a tuning run's evaluation."""
+    best = max(scored, key=lambda pair: pair[1], default=None)
+    return None if best is None or best[1] == -math.inf else best[0]
 
 
 def _grids(spec) -> list[dict]:
@@ -77,23 +148,78 @@ def load_sweep(path: str | Path) -> Sweep:
     budgets = [budget | {"value": v} for v in values] if isinstance(values, list) else [budget]
     if not budgets:
         raise BenchError(f"{path}: budget.value lists no budget")
+    for b in budgets:  # budget 0 (the initialisation) comes from random_init, never as a sweep's budget
+        if isinstance(b.get("value"), int | float) and not isinstance(b["value"], bool) and b["value"] <= 0:
+            raise BenchError(f"{path}: budget.value must be > 0, got {b['value']} (random_init: true adds budget 0)")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or not seeds:
         raise BenchError(f"{path}: seeds must be a non-empty list of integers")
     grids = _grids(data.get("grid"))
+    tune = tune_spec(data.get("tune"), path, budgets)
     runs: dict[str, Run] = {}
+    tuned: list[Tuned] = []
+    inits: list[tuple[dict, dict]] = []  # added after the tuning runs, which the headline runs wait for
+
+    def add(raw: dict, axes: dict, role: str) -> str:
+        cfg = build_config(raw)
+        run_id = f"{cfg.method}-{config_hash(cfg)}"
+        runs.setdefault(run_id, Run(run_id, cfg, axes, role))
+        return run_id
+
     for grid in grids:
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
-            for one_budget, seed in itertools.product(budgets, seeds):
-                raw = merge(merge(nest(base), nest(point)), {"budget": one_budget, "seed": seed})
-                cfg = build_config(raw)
-                run_id = f"{cfg.method}-{config_hash(cfg)}"
-                runs.setdefault(run_id, Run(run_id, cfg, point))
+            raw_point = merge(nest(base), nest(point))
+            if data.get("random_init"):  # what the encoder's init depends on: method, backbone, data, seed
+                zero = budgets[0] | {"value": 0}
+                shapes = {k: v for k, v in point.items() if k in INIT_KEYS or k.startswith("data.")}
+                raw_init = merge(nest(base), nest(shapes))
+                inits += [(merge(raw_init, {"budget": zero, "seed": seed}), shapes) for seed in seeds]
+            if tune is None:
+                for one_budget, seed in itertools.product(budgets, seeds):
+                    add(merge(raw_point, {"budget": one_budget, "seed": seed}), point, "headline")
+                continue
+            candidates: dict[float, list] = {}
+            for at in tune["budgets"]:
+                for tvalues in itertools.product(*tune["grid"].values()):
+                    tpoint = dict(zip(tune["grid"], tvalues, strict=True))
+                    raw = merge(merge(raw_point, nest(tpoint)), {"budget": at, "seed": tune["seed"]})
+                    run_id = add(merge(raw, {"eval": {"scope": "val"}}), point | tpoint, "tuning")
+                    candidates.setdefault(float(at["value"]), []).append((tpoint, run_id))
+            for one_budget in budgets:
+                at = float(one_budget["value"])
+                at = at if at in candidates else float(tune["budgets"][0]["value"])
+                raw = merge(raw_point, {"budget": one_budget})
+                build_config(raw)  # a bad headline config fails now, not after the tuning
+                tuned.append(Tuned(raw, point, seeds, candidates[at]))
+    for raw, point in inits:
+        add(raw, point, "init")
     name = str(data.get("name") or path.stem)
     if not name.replace("-", "").replace("_", "").isalnum():
         raise BenchError(f"{path}: sweep name {name!r} may hold only letters, digits, - and _")
     slurm = data.get("slurm")
     slurm_config(slurm, profile=None)  # an unknown or mistyped SLURM key fails here, before anything runs
-    return Sweep(name, data.get("executor"), list(runs.values()), path, slurm)
+    return Sweep(name, data.get("executor"), list(runs.values()), path, slurm, tuned)
+
+
+def tune_spec(spec, path: Path, budgets: list[dict]) -> dict | None:
+    """The sweep's `tune:` section checked: its grid's keys, the budgets to tune at, the tuning seed."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("grid"), dict) or not spec["grid"]:
+        raise BenchError(f"{path}: tune needs a grid, e.g. tune: {{grid: {{optim.lr_factor: [1, 4, 16]}}}}")
+    unknown = set(spec) - set(TUNE_KEYS)
+    if unknown:
+        raise BenchError(f"unknown tune key {sorted(unknown)[0]!r}; valid keys: {', '.join(TUNE_KEYS)}")
+    (grid,) = _grids(spec["grid"])
+    if "budget" in spec:
+        at = [b for b in budgets if float(b["value"]) == float(spec["budget"])]
+        if not at:
+            raise BenchError(f"{path}: tune.budget {spec['budget']} is not one of the sweep's budgets")
+    else:
+        at = budgets
+    seed = spec.get("seed", 100)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise BenchError(f"{path}: tune.seed must be an integer, got {seed!r}")
+    return {"grid": grid, "budgets": at, "seed": seed}

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
-from bench.ema import EMATeacher, ema_momentum
+from bench.ema import EMATeacher
+from bench.schedules import Clock
 from ijepa.config import IJEPAConfig
 from ijepa.masks import MaskGenerator
 
@@ -76,7 +77,7 @@ class MaskInputs:
 
 
 class IJEPA(nn.Module):
-    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(progress, step)`,
+    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(clock)`,
     `encoders()` with `evaluated`, and `input_sampler()` that draws each batch's masks from its step."""
 
     def __init__(self, encoder: VisionTransformer, cfg: IJEPAConfig, seed: int = 0) -> None:
@@ -119,8 +120,8 @@ class IJEPA(nn.Module):
             loss = F.mse_loss(pred.float(), target.float())
         return {"loss": loss}
 
-    def after_step(self, progress: float, step: int) -> float:
-        momentum = ema_momentum(progress, *self.cfg.ema)
+    def after_step(self, clock: Clock) -> float:
+        momentum = clock.ema(*self.cfg.ema)  # 0.996 -> 1.0 over the whole run
         self.target.update(self.encoder, momentum)
         return momentum
 

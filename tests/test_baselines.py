@@ -18,6 +18,7 @@ from bench.backbones import BACKBONES
 from bench.config import build_config, to_dict
 from bench.ema import EMATeacher, contextual_targets
 from bench.engine import train
+from bench.schedules import Clock
 
 from .conftest import TINY_METHODS, train_preempted
 
@@ -228,7 +229,8 @@ def test_data2vec_teacher_follows_the_student_by_ema():
         for p in student.parameters():
             p.add_(1.0)
     before = [p.clone() for p in teacher.parameters()]
-    momentum = model.after_step(0.9, 50_000)  # fairseq: a ramp over the first 100k updates, whatever the budget
+    # recipe: paper: fairseq's ramp over the first 100k updates, whatever the budget
+    momentum = model.after_step(Clock(0.9, 50_000, "paper", 375_300))
     assert momentum == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))
     for t0, t1, s in zip(before, teacher.parameters(), student.parameters(), strict=True):
         torch.testing.assert_close(t1, momentum * t0 + (1 - momentum) * s)
@@ -287,13 +289,24 @@ def test_baselines_train_on_the_engine_and_resume_exactly(tmp_path, tiny, monkey
 
 
 def test_data2vec_ema_ramps_over_100k_updates_then_holds():
+    """recipe: paper: fairseq's absolute schedule (100k of 375,300 updates); recipe: budget: the same
+    fraction of any run (26.6 %), each momentum through its time constant scaled to the run's length."""
     model = small_data2vec()
-    assert model.after_step(0.01, 0) == pytest.approx(0.9998)
-    assert model.after_step(0.02, 200_000) == pytest.approx(0.99999)  # held after update 100k
+    assert model.after_step(Clock(0.01, 0, "paper", 375_300)) == pytest.approx(0.9998)
+    assert model.after_step(Clock(0.02, 200_000, "paper", 375_300)) == pytest.approx(0.99999)  # held after 100k
+    # budget: a 94-update run (47 done at progress 0.5) is past 26.6 %: 0.99999 held, tau 100,000 of 375,300
+    # updates -> 100,000 x 94 / 375,300 = 25.05 updates -> m = 1 - 1 / 25.05
+    assert model.after_step(Clock(0.5, 47, "budget", 375_300)) == pytest.approx(1 - 1 / (100_000 * 94 / 375_300))
+    # at 10 % of the same run: 0.9998 + (0.1 / 0.26645) x 0.00019 = 0.99987131, tau 7,771 -> 1.946 updates
+    m_paper = 0.9998 + (0.1 / (100_000 / 375_300)) * (0.99999 - 0.9998)
+    expected = 1 - 1 / ((1 / (1 - m_paper)) * 94 / 375_300)
+    assert model.after_step(Clock(0.1, 9.4, "budget", 375_300)) == pytest.approx(expected)
     whole = Data2Vec(nano(), Data2VecConfig(num_clones=2, decoder_dim=48, decoder_groups=3, ema_steps=None))
-    assert whole.after_step(0.5, 10) == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))  # over the budget
+    assert whole.after_step(Clock(0.5, 10, "paper", 375_300)) == pytest.approx(0.9998 + 0.5 * (0.99999 - 0.9998))
     v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
-    assert v1.after_step(0.5, 10) == pytest.approx(0.9998)  # constant
+    assert v1.after_step(Clock(0.5, 10, "paper", 500_000)) == pytest.approx(0.9998)  # constant
+    # budget: 0.9998 is 5,000 of v1's 500,000 updates (1 %); in a 10,000-update run, 100 updates
+    assert v1.after_step(Clock(0.5, 5_000, "budget", 500_000)) == pytest.approx(0.99)
 
 
 def test_evaluated_encoder_is_the_one_each_official_code_evaluates():

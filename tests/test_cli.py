@@ -88,7 +88,7 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
     # so is a run whose training settings were edited after training
     edited = runs[1] / "config.yaml"
     text = edited.read_text()
-    edited.write_text(text.replace("lr: 0.001\n", "lr: 0.5\n", 1))
+    edited.write_text(text.replace("lr_factor: 1.0\n", "lr_factor: 2.0\n", 1))
     assert edited.read_text() != text
     skipped = invoke("collate", path, "--root", tmp_path / "runs", "--out", out)
     assert (

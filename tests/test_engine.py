@@ -30,6 +30,53 @@ def test_schedules_are_functions_of_progress():
     assert schedules.weight_decay(1.0, cfg) == pytest.approx(0.4)
 
 
+def test_recipes_keep_the_papers_ratios_to_their_run_length():
+    """budget: the schedules read the fraction of the budget; paper: step / the paper's run length. An EMA
+    momentum keeps its time constant's ratio to the run length (1/(1-m) updates), not its value."""
+    cfg = OptimConfig()  # I-JEPA: 40 of 300 warm-up epochs, 2e-4 -> 1e-3 at batch 2048, per 256 images
+    assert cfg.warmup == pytest.approx(40 / 300)
+    assert (cfg.start_lr, cfg.lr) == pytest.approx((2.5e-5, 1.25e-4))
+    budget = schedules.Clock(progress=20 / 300, step=50, recipe="budget", paper_updates=187_500)
+    assert schedules.learning_rate(budget.position(), cfg) == pytest.approx((2.5e-5 + 1.25e-4) / 2)  # half-way
+    paper = schedules.Clock(progress=0.9, step=12_500, recipe="paper", paper_updates=187_500)  # 20 epochs of 625
+    assert paper.position() == pytest.approx(20 / 300)
+    assert schedules.learning_rate(paper.position(), cfg) == pytest.approx((2.5e-5 + 1.25e-4) / 2)
+    # 0.9998 is 5,000 updates: at a hundredth of the run length, 50 updates -> 0.98; shorter than one
+    # update, the teacher is the student (0)
+    assert schedules.scale_momentum(0.9998, 0.01) == pytest.approx(0.98)
+    assert schedules.scale_momentum(0.9998, 1e-4) == 0.0
+    assert schedules.scale_momentum(1.0, 1e-4) == 1.0
+    assert schedules.scale_momentum(0.996, 1.0) == pytest.approx(0.996)  # the paper's own length: unchanged
+
+
+@pytest.mark.parametrize(
+    "method, per_256",
+    [("ijepa", 1e-3 * 256 / 2048), ("mae", 1.5e-4), ("data2vec", 1e-3), ("data2vec_v1", 2e-3 * 256 / 2048)],
+)
+def test_one_learning_rate_rule_for_every_method(method, per_256):
+    """Every paper's rate per 256 images, scaled linearly to the run's batch, times the tuned lr_factor."""
+    from bench.config import build_config
+
+    cfg = build_config({"method": method, "optim": {"batch_size": 128}})
+    assert cfg.optim.lr == pytest.approx(per_256) and cfg.optim.lr_batch == 256
+    assert cfg.optim.lr * schedules.lr_scale(cfg.optim) == pytest.approx(per_256 / 2)
+    tuned = build_config({"method": method, "optim": {"batch_size": 512, "lr_factor": 4}})
+    assert tuned.optim.lr * schedules.lr_scale(tuned.optim) == pytest.approx(per_256 * 8)
+
+
+def test_a_zero_budget_run_is_its_initialisation(tmp_path, tiny):
+    from bench.evals.run import encoder_moved, initial_encoder
+    from bench.methods import build_method, eval_encoder
+
+    cfg = tiny(**{"budget.value": 0, "seed": 3})
+    summary = train(cfg, tmp_path / "init")
+    assert summary["status"] == "done" and summary["compute"]["steps"] == 0
+    method = build_method(cfg, 1)
+    method.load_state_dict(torch.load(tmp_path / "init" / "checkpoint.pt", weights_only=True)["method"])
+    assert encoder_moved(eval_encoder(method)[1], initial_encoder(cfg, 1)) == 0.0
+    assert encoder_moved(eval_encoder(method)[1], initial_encoder(tiny(seed=4), 1)) > 0.5  # another seed
+
+
 def test_no_weight_decay_on_biases_and_1d_parameters():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     decay, no_decay = param_groups(model)

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.backbones import BACKBONES
-from bench.ema import EMATeacher, ema_momentum
+from bench.ema import EMATeacher
+from bench.schedules import Clock
 from ijepa.config import IJEPAConfig, MaskConfig
 from ijepa.model import IJEPA
 
@@ -93,9 +94,15 @@ def test_ema_update_and_ramp():
         student.weight.add_(1.0)
     teacher.update(student, 0.9)
     torch.testing.assert_close(teacher.net.weight, 0.9 * before + 0.1 * student.weight)
-    assert ema_momentum(0.0, 0.996, 1.0) == 0.996
-    assert ema_momentum(0.5, 0.996, 1.0) == pytest.approx(0.998)
-    assert ema_momentum(1.0, 0.996, 1.0) == 1.0
+    # recipe: paper: the official ramp over the paper's 187,500 updates, read at step / 187,500
+    assert Clock(0.3, 0, "paper", 187_500).ema(0.996, 1.0) == 0.996
+    assert Clock(0.3, 93_750, "paper", 187_500).ema(0.996, 1.0) == pytest.approx(0.998)
+    assert Clock(0.3, 187_500, "paper", 187_500).ema(0.996, 1.0) == 1.0
+    # recipe: budget: 0.998 at half of a 187,500-update run is unchanged; at half of a 1,875-update run its
+    # time constant of 500 updates becomes 5 -> 0.8; 1.0 stays 1.0
+    assert Clock(0.5, 93_750, "budget", 187_500).ema(0.996, 1.0) == pytest.approx(0.998)
+    assert Clock(0.5, 937.5, "budget", 187_500).ema(0.996, 1.0) == pytest.approx(0.8)
+    assert Clock(1.0, 1_875, "budget", 187_500).ema(0.996, 1.0) == 1.0
 
 
 @pytest.mark.slow
@@ -108,7 +115,7 @@ def test_loss_falls_on_fashion_mnist(tmp_path):
         {
             "backbone": "vit_nano_patch4",
             "budget": {"kind": "steps", "value": 30},
-            "optim": {"batch_size": 64},
+            "optim": {"batch_size": 64, "lr_factor": 16},  # 5e-4 at batch 64
             "log_every": 5,
             "ijepa": {"predictor_depth": 1, "predictor_width": 48, "mask": {"min_keep": 3}},
         }
@@ -117,4 +124,6 @@ def test_loss_falls_on_fashion_mnist(tmp_path):
     import json
 
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < 0.5 * losses[0]
+    # with the recipe scaled to 30 steps the target follows the student closely (momentum 0 at first):
+    # the loss falls to 0.74 of its start here (it fell below half with the paper's 0.996 and 1e-3 unscaled)
+    assert losses[-1] < 0.8 * losses[0]

@@ -13,20 +13,27 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.config import RunConfig, check_version, read_config, training_hash
-from bench.data import Split, load_split
+from bench.data import Split, TensorImages, load_split
 from bench.engine import select_device
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
-from bench.evals.linear import linear_probe
-from bench.evals.lowshot import fewshot_knn, lowshot_label, lowshot_probe, simclr_indices, stratified_subset
+from bench.evals.linear import linear_probe, split_val
+from bench.evals.lowshot import (
+    draw_per_class,
+    fewshot_knn,
+    lowshot_label,
+    lowshot_probe,
+    simclr_indices,
+    stratified_subset,
+)
 from bench.methods import build_method, eval_encoder
 from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, edited_after_training, read_json, write_json
 
@@ -46,30 +53,81 @@ def lowshot_subsets(cfg: RunConfig, train: Split, y: np.ndarray) -> dict[str, li
     return {lowshot_label(f): [stratified_subset(y, f, seed) for seed in range(ev.draws)] for f in ev.lowshot}
 
 
+VAL_K = 20  # the validation score: k-NN top-1 at k = 20
+VAL_SEED = 0  # one held-out split for every run, so that tuning runs are compared on the same images
+
+
+def val_indices(y: np.ndarray, n: int | None) -> np.ndarray:
+    """`n` of the training images, stratified, the same for every run; all of them when n is None."""
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    return draw_per_class(y, lambda n_c: min(n_c, max(2, round(n * n_c / len(y)))), VAL_SEED)
+
+
+def val_score(train: dict, cfg: RunConfig, subset: bool = True) -> dict:
+    """k-NN top-1 (k=20, the headline k-NN view) from the rest of `eval.val_images` training images onto
+    a stratified `val_fraction` of them: the score tuning selects by. Reads nothing but training
+    images. `subset=False`: `train` holds those images already (a tuning run extracts only them)."""
+    ev = cfg.eval
+    x, y = features.view(train, ev.knn_view), features.labels(train)
+    if subset:
+        idx = val_indices(y, ev.val_images)
+        x, y = x[idx], y[idx]
+    fit, val = split_val(y, ev.val_fraction, VAL_SEED)
+    top1 = knn_top1(x[fit], y[fit], x[val], y[val], (VAL_K,), ev.temperature)[VAL_K]
+    return {f"knn@{VAL_K}": top1, "view": ev.knn_view, "n_fit": len(fit), "n_val": len(val)}
+
+
+def split_labels(split: Split) -> np.ndarray:
+    dataset = split.dataset
+    for name in ("labels", "targets"):  # in-memory datasets, torchvision's ImageFolder
+        if hasattr(dataset, name):
+            return np.asarray(getattr(dataset, name))
+    return np.array([y for _, y in dataset])
+
+
+def val_images(split: Split, n: int | None) -> Split:
+    """The split restricted to val_indices (a tuning run's evaluation extracts only these)."""
+    idx = val_indices(split_labels(split), n)
+    if len(idx) == len(split):
+        return split
+    if split.in_memory:
+        ds = TensorImages(split.dataset.images[idx], split.dataset.labels[idx])
+    else:
+        ds = torch.utils.data.Subset(split.dataset, idx.tolist())
+    return replace(split, dataset=ds)
+
+
 def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Split) -> dict:
-    """Every evaluation of the protocol on cached features → the eval.json record."""
+    """Every evaluation of the protocol on cached features → the eval.json record. The headline
+    k-NN, linear and low-shot numbers read the same views for every method (eval.linear_views,
+    pooled patch tokens); a [cls] probe (eval.extra_views) is reported apart as `linear_cls`."""
     ev = cfg.eval
     y_train, y_test = features.labels(train), features.labels(test)
     num_classes = train_split.num_classes
     seconds = {}
 
-    views = features.views(train, test, (ev.knn_view, "last_avg", *ev.linear_views))  # each built once
+    names = (ev.knn_view, *ev.linear_views, *ev.extra_views)
+    views = features.views(train, test, names)  # each built once
     t0 = time.perf_counter()
-    knn_view = ev.knn_view if ev.knn_view in views else "last_avg"
+    knn_view = ev.knn_view
     x_train, x_test = views[knn_view]
     top1 = knn_top1(x_train, y_train, x_test, y_test, ev.knn_k, ev.temperature)
     fewshot = fewshot_knn(x_train, y_train, x_test, y_test, ev)
     seconds["knn"] = time.perf_counter() - t0
 
+    extra = {name: views[name] for name in ev.extra_views if name in views}
     views = {name: views[name] for name in ev.linear_views if name in views}
     t0 = time.perf_counter()
     linear = linear_probe(views, y_train, y_test, ev, seed=cfg.seed, num_classes=num_classes)
+    linear_cls = linear_probe(extra, y_train, y_test, ev, seed=cfg.seed, num_classes=num_classes) if extra else None
     seconds["linear"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     subsets = lowshot_subsets(cfg, train_split, y_train)
     lowshot = lowshot_probe(views, y_train, y_test, ev, subsets, num_classes, linear)
     seconds["lowshot"] = time.perf_counter() - t0
-    return {
+    record = {
+        "val": val_score(train, cfg),
         "knn": {"top1": {str(k): v for k, v in top1.items()}, "temperature": ev.temperature, "view": knn_view},
         "knn_fewshot": fewshot,
         "linear": linear,
@@ -79,6 +137,9 @@ def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Spli
         "n_test": len(y_test),
         "seconds": seconds,
     }
+    if linear_cls is not None:
+        record["linear_cls"] = linear_cls
+    return record
 
 
 def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> tuple[dict, dict, Split]:
@@ -149,14 +210,39 @@ def evaluate_run(run_dir: Path) -> dict:
     stat = ckpt_path.stat()
     t0 = time.perf_counter()
     stamp = {"checkpoint": [stat.st_size, stat.st_mtime_ns], "encoder": encoder_name}
-    train, test, split = extract_splits(make_encoder, cfg, run_dir, stamp)
-    seconds = time.perf_counter() - t0
-    record = {"encoder": encoder_name} | evaluate_features(train, test, cfg, split)
-    record["seconds"]["features"] = seconds
+    if cfg.eval.scope == "val":  # a tuning run: the validation score alone; the test split is never read
+        split = val_images(load_split(cfg.data, "train"), cfg.eval.val_images)
+        feats = features.extract(
+            make_encoder(split.channels), split, cfg.data.image_size, cfg.eval.batch_size, select_device(cfg), 1
+        )
+        record = {"encoder": encoder_name, "val": val_score(feats, cfg, subset=False)}
+        record["seconds"] = {"features": time.perf_counter() - t0}
+    else:
+        train, test, split = extract_splits(make_encoder, cfg, run_dir, stamp)
+        seconds = time.perf_counter() - t0
+        record = {"encoder": encoder_name} | evaluate_features(train, test, cfg, split)
+        record["seconds"]["features"] = seconds
+    record["moved"] = encoder_moved(make_encoder(split.channels), initial_encoder(cfg, split.channels))
     record["checkpoint_mtime"] = stat.st_mtime
     write_json(record, run_dir / EVAL)
-    log.info("%s: k-NN top-1 %s, linear %.2f", run_dir, record["knn"]["top1"], record["linear"]["top1"])
+    shown = record.get("linear", {}).get("top1")
+    log.info("%s: val k-NN %.2f, linear %s, moved %.3f", run_dir, record["val"]["knn@20"], shown, record["moved"])
     return record
+
+
+def initial_encoder(cfg: RunConfig, channels: int):
+    """The evaluated encoder as the run began: the engine seeds with cfg.seed, then builds the method."""
+    torch.manual_seed(cfg.seed)
+    return eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]
+
+
+@torch.no_grad()
+def encoder_moved(encoder: torch.nn.Module, initial: torch.nn.Module) -> float:
+    """How far training moved the encoder: ||theta - theta_0|| / ||theta_0|| over all its parameters."""
+    now, start = dict(encoder.named_parameters()), dict(initial.named_parameters())
+    diff = sum(float((now[k].float().cpu() - start[k].float()).pow(2).sum()) for k in start)
+    norm = sum(float(p.float().pow(2).sum()) for p in start.values())
+    return (diff / norm) ** 0.5 if norm > 0 else 0.0
 
 
 def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
