@@ -130,9 +130,13 @@ def sweep(
             typer.echo(f"{waiting} (configuration, budget) pair(s) wait for their tuning runs to be scored")
         return
     where = root / spec.name
+    launched: set[str] = set()
     while True:  # tuned sweeps: the headline runs appear once their tuning runs are scored
         runs, waiting = spec.ready(root)
         submitted = launch(spec, root, name, options, retry_failed)
+        launched |= {run.run_id for run in runs}
+        if spec.abandoned:
+            typer.echo(f"sweep {spec.name}: {spec.abandoned} configuration(s) dropped: all their tuning runs failed")
         jobs = sorted(
             {job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"}
         )
@@ -148,7 +152,7 @@ def sweep(
             return
         wait_for(spec, root)
         now, still = spec.ready(root)
-        if len(now) == len(runs):  # nothing new became ready
+        if not {run.run_id for run in now} - launched:  # nothing new became ready
             if still:
                 raise BenchError(f"sweep {spec.name}: {still} configuration(s) have tuning runs that ended unscored")
             break

@@ -63,7 +63,9 @@ def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"
             label=label,
             color=color,
         )
-        init = runs[(runs["budget"] == 0) & (runs["label"] == label)]
+        first = rows.iloc[0]
+        same = [runs[k] == first[k] for k in ("method", "backbone", "encoder") if k in runs]
+        init = runs[(runs["budget"] == 0) & pd.concat(same, axis=1).all(axis=1)]
         if len(init) and pd.notna(init[metric].iloc[0]):
             ax.axhline(init[metric].iloc[0], color=color, linestyle=":", linewidth=1)
         if with_gains:

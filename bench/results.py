@@ -147,6 +147,7 @@ def collate(sweep_dir: Path, references: dict[str, dict] | None = None, dirs: li
     keys = varying_keys(configs)
     rows = [run_row(d, c, keys) for d, c in zip(dirs, configs, strict=True)]
     table = pd.DataFrame(rows)
+    table.attrs["varied"] = keys
     table = add_gains(table)
     if "knn@20" in table:
         table = table.sort_values("knn@20", ascending=False, na_position="last")
@@ -173,7 +174,8 @@ def add_gains(table: pd.DataFrame) -> pd.DataFrame:
     backbone, evaluated encoder and seed (the weights it started from, through the same protocol)."""
     if "role" not in table or not (table["role"] == "init").any():
         return table
-    keys = [k for k in ("method", "backbone", "encoder", "seed") if k in table]
+    shape = [k for k in table.attrs.get("varied", []) if k.startswith("data.")]  # init runs exist per data.*
+    keys = [k for k in ("method", "backbone", "encoder", "seed", *shape) if k in table]
     inits = table[(table["role"] == "init") & (table["status"] == "done")].drop_duplicates(keys)
     metrics = [m for m in GAIN_METRICS if m in table]
     merged = table[keys].merge(inits[keys + metrics], on=keys, how="left", suffixes=("", "_init"))
@@ -242,7 +244,8 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     if "role" in table:
         group = [*group, "role"]
     runs = table[table["status"] == "done"].copy()  # a run still training or failed has no final compute
-    tuning = runs[runs["role"] == "tuning"] if "role" in runs else runs.iloc[0:0]
+    # a diverged tuning run spent its compute too (its summary records it)
+    tuning = table[(table["role"] == "tuning") & table["flops"].notna()] if "role" in table else runs.iloc[0:0]
     if "role" in runs:
         runs = runs[runs["role"] != "tuning"]
     refs = table[table["status"] == "reference"]
@@ -290,6 +293,8 @@ def labels(summary: pd.DataFrame) -> pd.Series:
     hidden = ("method", "encoder", "budget", "budget_kind", "role", *summary.attrs.get("tuned", []))
     group = [c for c in summary.attrs.get("group", ["method"]) if c not in hidden]
     runs = summary[summary["seeds"].notna()] if "seeds" in summary else summary
+    if "role" in runs:  # init runs keep only the keys their weights depend on: they name no setting
+        runs = runs[runs["role"] != "init"]
     varied = {
         m: [c for c in group if c in rows and rows[c].astype(str).nunique() > 1] for m, rows in runs.groupby("method")
     }
@@ -331,7 +336,18 @@ def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame
 
     runs["cell"] = runs.apply(cell, axis=1)
     kind = runs["budget_kind"].iloc[0] if len(runs) else "budget"
+    inits = runs[runs["role"] == "init"] if "role" in runs else runs.iloc[0:0]
+    runs = runs.drop(inits.index)
     table = runs.pivot_table(index="budget", columns="label", values="cell", aggfunc="first", sort=False)
+    if len(inits):  # budget 0: each configuration's column shows its method's init
+        keys = [k for k in ("method", "backbone", "encoder") if k in runs]
+        of = runs.drop_duplicates("label").set_index("label")[keys]
+        cells = {}
+        for label in table.columns:
+            match = inits[(inits[keys] == of.loc[label, keys]).all(axis=1)]
+            cells[label] = match["cell"].iloc[0] if len(match) else None
+        table = pd.concat([pd.DataFrame(cells, index=[0.0]), table])
+        table.index.name = "budget"
     table = table.sort_index()
     if "rank" in runs and runs["rank"].notna().any():
         table["ranking"] = [ranking(runs[(runs["budget"] == b) & runs["rank"].notna()]) for b in table.index]

@@ -37,8 +37,10 @@ class Clock:
 
     def run_updates(self) -> float:
         """The run's length in updates: exact for step budgets, the steps-per-progress estimate for
-        FLOP and time budgets (their steps cost the same but for mask sizes)."""
-        return self.step / self.progress if self.progress > 0 else 1.0
+        FLOP and time budgets (their steps cost the same but for mask sizes; a device-hour budget's
+        first steps also carry the FLOP counter's overhead, so its estimate starts low). Before the
+        first step: the paper's length (no scaling)."""
+        return self.step / self.progress if self.progress > 0 else float(self.paper_updates)
 
     def ema(self, start: float, end: float, horizon: float | None = 1.0) -> float:
         """The momentum of a paper's EMA schedule: linear from `start` to `end` over `horizon` of the

@@ -74,25 +74,28 @@ class Sweep:
     source: Path
     slurm: dict | None = None  # SLURM parameters over the cluster profile's
     tuned: list[Tuned] = field(default_factory=list)
+    abandoned: int = 0  # set by ready(): headline groups whose tuning runs all failed
 
     def ready(self, root: Path, score: Callable[[str], float | None] | None = None) -> tuple[list[Run], int]:
         """The runs that can be launched now — every run but the tuned headline runs, and those whose
         tuning runs are all scored (or failed) — and how many headline groups still wait. `score(run
         id)` gives a tuning run's score (default: read from its folder under root)."""
         score = score or (lambda run_id: tuning_score(root / self.name / run_id))
-        runs, waiting = list(self.runs), 0
+        runs, waiting, self.abandoned = {r.run_id: r for r in self.runs}, 0, 0
         for group in self.tuned:
             scores = [score(run_id) for _, run_id in group.candidates]
-            if any(score is None for score in scores):
+            if any(s is None for s in scores):
                 waiting += 1
                 continue
             point = select(list(zip([p for p, _ in group.candidates], scores, strict=True)))
-            if point is None:  # every tuning run failed: nothing to carry on with
+            if point is None:  # every tuning run failed: nothing to carry on with (the CLI says so)
+                self.abandoned += 1
                 continue
             for seed in group.seeds:
                 cfg = build_config(merge(merge(group.raw, nest(point)), {"seed": seed}))
-                runs.append(Run(f"{cfg.method}-{config_hash(cfg)}", cfg, group.axes | point))
-        return runs, waiting
+                run_id = f"{cfg.method}-{config_hash(cfg)}"
+                runs.setdefault(run_id, Run(run_id, cfg, group.axes | point))
+        return list(runs.values()), waiting
 
 
 def tuning_score(run_dir: Path) -> float | None:
@@ -192,7 +195,8 @@ def load_sweep(path: str | Path) -> Sweep:
                 at = at if at in candidates else float(tune["budgets"][0]["value"])
                 raw = merge(raw_point, {"budget": one_budget})
                 build_config(raw)  # a bad headline config fails now, not after the tuning
-                tuned.append(Tuned(raw, point, seeds, candidates[at]))
+                if not any(t.raw == raw for t in tuned):  # a point repeated by several sub-grids: once
+                    tuned.append(Tuned(raw, point, seeds, candidates[at]))
     for raw, point in inits:
         add(raw, point, "init")
     name = str(data.get("name") or path.stem)

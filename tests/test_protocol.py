@@ -212,3 +212,20 @@ def test_welch_p_matches_scipy_and_needs_two_values_a_side():
     a, b = [1.0, 2.0, 4.0], [3.0, 5.0, 6.0, 9.0]
     assert welch_p(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert math.isnan(welch_p([1.0], b))
+
+
+def test_a_point_repeated_by_several_sub_grids_is_tuned_and_run_once(tmp_path):
+    tuned_sweep(tmp_path)
+    spec = yaml.safe_load((tmp_path / "tuned.yaml").read_text())
+    # the same configuration twice: once by default, once by naming the base's value (masks.yaml does this)
+    spec["grid"] = [{"method": ["ijepa"]}, {"method": ["ijepa"], "ijepa.mask.num_targets": [2]}]
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(spec))
+    sweep = load_sweep(tmp_path / "tuned.yaml")
+    assert len([r for r in sweep.runs if r.role == "tuning"]) == 3
+    for run in [r for r in sweep.runs if r.role == "tuning"]:
+        folder = tmp_path / "tuned" / run.run_id
+        folder.mkdir(parents=True)
+        write_json({"status": "done"}, folder / SUMMARY)
+        write_json({"val": {"knn@20": 50.0}}, folder / EVAL)
+    runs, _ = sweep.ready(tmp_path)
+    assert len(runs) == len({r.run_id for r in runs}) == 3 + 3 + 6  # tuning, init, headline at 2 budgets

@@ -212,9 +212,9 @@ def evaluate_run(run_dir: Path) -> dict:
     stamp = {"checkpoint": [stat.st_size, stat.st_mtime_ns], "encoder": encoder_name}
     if cfg.eval.scope == "val":  # a tuning run: the validation score alone; the test split is never read
         split = val_images(load_split(cfg.data, "train"), cfg.eval.val_images)
-        feats = features.extract(
-            make_encoder(split.channels), split, cfg.data.image_size, cfg.eval.batch_size, select_device(cfg), 1
-        )
+        ev, device = cfg.eval, select_device(cfg)
+        encoder = make_encoder(split.channels)
+        feats = features.extract(encoder, split, cfg.data.image_size, ev.batch_size, device, ev.n_layers)
         record = {"encoder": encoder_name, "val": val_score(feats, cfg, subset=False)}
         record["seconds"] = {"features": time.perf_counter() - t0}
     else:
