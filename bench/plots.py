@@ -86,7 +86,8 @@ def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"
         axes[1].axhline(0.0, color="0.3", linewidth=1)
         axes[1].set_ylabel(f"gain over own init ({name}, points)")
         axes[1].set_title("gain over own init (hollow: within noise)")
-    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, not over points
+    handles, names = ax.get_legend_handles_labels()  # the configurations and the reference lines
+    axes[-1].legend(handles, names, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside, not over
     return fig
 
 

@@ -248,6 +248,8 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     tuning = table[(table["role"] == "tuning") & table["flops"].notna()] if "role" in table else runs.iloc[0:0]
     if "role" in runs:
         runs = runs[runs["role"] != "tuning"]
+    if metric in runs:  # trained but not evaluated yet: not a result
+        runs = runs[runs[metric].notna()]
     refs = table[table["status"] == "reference"]
     refs = refs[[c for c in refs.columns if not c.endswith("_std")]]  # their std is over draws, not seeds
     metrics = [
