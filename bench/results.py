@@ -197,19 +197,18 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def rank(summary: pd.DataFrame, table: pd.DataFrame, metric: str) -> pd.DataFrame:
+def rank(summary: pd.DataFrame, per_seed: list[list[float]], metric: str) -> pd.DataFrame:
     """Rank the headline configurations of each budget by `metric` (mean over seeds) and test each
-    against the next one down: `p_next` (Welch) and `tied_next` (p >= TIE_P, or too few seeds)."""
+    against the next one down: `p_next` (Welch on `per_seed`, each row's values over its seeds) and
+    `tied_next` (p >= TIE_P, or too few seeds)."""
     summary = summary.copy()
     summary["rank"], summary["p_next"], summary["tied_next"] = np.nan, np.nan, None
     if metric not in summary or "role" not in summary:
         return summary
-    group = summary.attrs.get("group", [])
-    runs = table[(table.get("role") == "headline") & (table["status"] == "done")]
     heads = summary[(summary["role"] == "headline") & summary[metric].notna()]
     for _, rows in heads.groupby("budget", sort=False):
         order = rows.sort_values(metric, ascending=False).index.tolist()
-        values = [seed_values(runs, summary.loc[i], group, metric) for i in order]
+        values = [per_seed[i] for i in order]
         for r, i in enumerate(order):
             summary.loc[i, "rank"] = r + 1
             if r + 1 < len(order):
@@ -217,17 +216,6 @@ def rank(summary: pd.DataFrame, table: pd.DataFrame, metric: str) -> pd.DataFram
                 summary.loc[i, "p_next"] = p
                 summary.loc[i, "tied_next"] = bool(not p < TIE_P)
     return summary
-
-
-def seed_values(runs: pd.DataFrame, config: pd.Series, group: list[str], metric: str) -> np.ndarray:
-    """The per-seed values of `metric` of one configuration of the summary."""
-    mask = pd.Series(True, index=runs.index)
-    for c in group:
-        if c in runs:
-            value = config[c]
-            column = runs[c].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
-            mask &= column.isna() if pd.isna(value) else column == value
-    return runs.loc[mask, metric].dropna().to_numpy(dtype=float)
 
 
 NOT_AVERAGED = ("run", "seed", "status", "role", "linear_view", "knn_T", "budget_used")
@@ -259,14 +247,15 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     ]
     for c in group:  # lists (tuples in the config) cannot be grouped on
         runs[c] = runs[c].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
-    grouped = runs.groupby(group, dropna=False, sort=False)[metrics]
+    by_config = runs.groupby(group, dropna=False, sort=False)
+    grouped = by_config[metrics]
     means, stds = grouped.mean(), grouped.std(ddof=1)
     out = means.copy()
     for c in metrics:
         out.insert(out.columns.get_loc(c) + 1, f"{c}_std", stds[c])
     out["seeds"] = grouped.size()
     out = out.reset_index()
-    out = out.reset_index(drop=True)
+    per_seed = by_config[metric].agg(lambda s: s.dropna().tolist()).tolist() if metric in metrics else []
     for m in GAIN_METRICS:
         if f"gain_{m}" in out:
             out[f"gain_{m}_noise"] = (out[f"gain_{m}"].abs() <= NOISE_STDS * out[f"gain_{m}_std"]).where(
@@ -281,7 +270,7 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
         for c in ("flops", "device_hours"):
             out[f"tuning_{c}"] = [cost[c].get(k) if h else np.nan for k, h in zip(keys, headline, strict=True)]
     out.attrs["group"] = group
-    out = rank(out, table, metric)
+    out = rank(out, per_seed, metric)
     out = pd.concat([out, refs[[c for c in refs.columns if c in out.columns or c == "method"]]], ignore_index=True)
     out.attrs["group"] = group
     out.attrs["tuned"] = table.attrs.get("tuned", [])

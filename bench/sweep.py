@@ -93,9 +93,13 @@ class Sweep:
                 continue
             for seed in group.seeds:
                 cfg = build_config(merge(merge(group.raw, nest(point)), {"seed": seed}))
-                run_id = f"{cfg.method}-{config_hash(cfg)}"
-                runs.setdefault(run_id, Run(run_id, cfg, group.axes | point))
+                runs.setdefault(run_id(cfg), Run(run_id(cfg), cfg, group.axes | point))
         return list(runs.values()), waiting
+
+
+def run_id(cfg: RunConfig) -> str:
+    """A run's id: its method and the hash of its resolved config."""
+    return f"{cfg.method}-{config_hash(cfg)}"
 
 
 def tuning_score(run_dir: Path) -> float | None:
@@ -165,9 +169,8 @@ def load_sweep(path: str | Path) -> Sweep:
 
     def add(raw: dict, axes: dict, role: str) -> str:
         cfg = build_config(raw)
-        run_id = f"{cfg.method}-{config_hash(cfg)}"
-        runs.setdefault(run_id, Run(run_id, cfg, axes, role))
-        return run_id
+        runs.setdefault(run_id(cfg), Run(run_id(cfg), cfg, axes, role))
+        return run_id(cfg)
 
     for grid in grids:
         keys = list(grid)
@@ -188,11 +191,11 @@ def load_sweep(path: str | Path) -> Sweep:
                 for tvalues in itertools.product(*tune["grid"].values()):
                     tpoint = dict(zip(tune["grid"], tvalues, strict=True))
                     raw = merge(merge(raw_point, nest(tpoint)), {"budget": at, "seed": tune["seed"]})
-                    run_id = add(merge(raw, {"eval": {"scope": "val"}}), point | tpoint, "tuning")
-                    candidates.setdefault(float(at["value"]), []).append((tpoint, run_id))
+                    tuning_id = add(merge(raw, {"eval": {"scope": "val"}}), point | tpoint, "tuning")
+                    candidates.setdefault(budget_value(at), []).append((tpoint, tuning_id))
             for one_budget in budgets:
-                at = float(one_budget["value"])
-                at = at if at in candidates else float(tune["budgets"][0]["value"])
+                at = budget_value(one_budget)
+                at = at if at in candidates else budget_value(tune["budgets"][0])
                 raw = merge(raw_point, {"budget": one_budget})
                 build_config(raw)  # a bad headline config fails now, not after the tuning
                 if not any(t.raw == raw for t in tuned):  # a point repeated by several sub-grids: once
@@ -207,6 +210,14 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(name, data.get("executor"), list(runs.values()), path, slurm, tuned)
 
 
+def budget_value(budget: dict) -> float:
+    """A budget's value as a number (YAML reads 1e13 as a string), one clear error if it is none."""
+    try:
+        return float(budget["value"])
+    except (TypeError, ValueError):
+        raise BenchError(f"budget.value: expected a number, got {budget['value']!r}") from None
+
+
 def tune_spec(spec, path: Path, budgets: list[dict]) -> dict | None:
     """The sweep's `tune:` section checked: its grid's keys, the budgets to tune at, the tuning seed."""
     if spec is None:
@@ -218,7 +229,7 @@ def tune_spec(spec, path: Path, budgets: list[dict]) -> dict | None:
         raise BenchError(f"unknown tune key {sorted(unknown)[0]!r}; valid keys: {', '.join(TUNE_KEYS)}")
     (grid,) = _grids(spec["grid"])
     if "budget" in spec:
-        at = [b for b in budgets if float(b["value"]) == float(spec["budget"])]
+        at = [b for b in budgets if budget_value(b) == budget_value({"value": spec["budget"]})]
         if not at:
             raise BenchError(f"{path}: tune.budget {spec['budget']} is not one of the sweep's budgets")
     else:

@@ -202,10 +202,14 @@ def evaluate_run(run_dir: Path) -> dict:
     with torch.device("meta"):
         encoder_name = eval_encoder(build_method(cfg, 1), cfg.eval.encoder)[0]
 
-    def make_encoder(channels: int):
-        method = build_method(cfg, channels)
-        method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
-        return eval_encoder(method, cfg.eval.encoder)[1]
+    loaded = {}
+
+    def make_encoder(channels: int):  # loaded once: for the features (on a cache miss) and for `moved`
+        if "net" not in loaded:
+            method = build_method(cfg, channels)
+            method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
+            loaded["net"] = eval_encoder(method, cfg.eval.encoder)[1]
+        return loaded["net"]
 
     stat = ckpt_path.stat()
     t0 = time.perf_counter()
