@@ -113,3 +113,11 @@ def invoke(*args):
     from bench.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="session")
+def bad_template(tmp_path_factory):
+    """A finished tiny sweep that the bad-input corpus (tests/badinputs.py) copies into each case."""
+    from .badinputs import make_template
+
+    return make_template(tmp_path_factory.mktemp("template"))

@@ -8,6 +8,7 @@ import pytest
 
 from bench.sweep import load_sweep
 
+from .badinputs import Bad, check
 from .conftest import invoke, write_sweep
 
 
@@ -190,3 +191,17 @@ def test_train_refuses_a_finished_folder_made_with_another_config(tmp_path):
     assert invoke("train", *args, "--no-eval", "--out", tmp_path / "r").exit_code == 0
     result = invoke("train", *args, "optim.lr=0.5", "--no-eval", "--out", tmp_path / "r")
     assert result.exit_code == 2 and "different config" in result.stderr
+
+
+# The bad-input corpus (tests/badinputs.py): every command, wrong arguments and damaged files.
+BAD_INPUTS = {
+    "status of an unknown sweep": Bad(["status", "nosweep"], "no sweep folder"),
+    "eval of nothing": Bad(["eval", "{tmp}/nothing"], "does not exist"),
+    "collate --out outside results": Bad(["collate", "t", "--out", "{tmp}/elsewhere.csv"], "outside the results"),
+    "train unknown key": Bad(["train", "optim.lrr=1", "--out", "{tmp}/runs/x"], "unknown key 'optim.lrr'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
+    check(BAD_INPUTS[case], bad_template, tmp_path, monkeypatch)
