@@ -5,5 +5,10 @@ class BenchError(Exception):
     """A user mistake: bad config, unknown name, missing dataset. The message says what to do."""
 
 
+class DamagedFile(BenchError):
+    """A file the tool wrote (summary.json, state.json, job.json, eval.json, a checkpoint, a cache) that
+    can no longer be read: truncated, not JSON, the wrong shape. The message names the file."""
+
+
 class TrainingFailed(RuntimeError):
     """A run that could not finish (NaN loss, ...). The reason is recorded in its summary."""

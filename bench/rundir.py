@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from bench.config import RunConfig, check_version, config_hash, read_config, training_hash, write_config
-from bench.errors import BenchError
+from bench.errors import BenchError, DamagedFile
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
 METRICS, CHECKPOINT, SUMMARY, EVAL = "metrics.jsonl", "checkpoint.pt", "summary.json", "eval.json"
@@ -31,7 +31,17 @@ def write_json(obj: dict, path: Path) -> None:
 
 
 def read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON object in `path`; None when there is no such file; DamagedFile (one line naming the
+    file) when it is not a JSON object: truncated, overwritten, not UTF-8."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise DamagedFile(f"{path} is damaged (not a JSON object): restore it, or delete its run folder to redo it")
+    return data
 
 
 def parse_record(line: str) -> dict | None:
