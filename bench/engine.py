@@ -298,7 +298,7 @@ def read_torch_file(path: Path) -> object:
     except UNREADABLE + (zipfile.BadZipFile,) as e:
         raise DamagedFile(f"{path} is damaged ({unreadable(path, e)})") from None
     if corrupt is not None:
-        raise DamagedFile(f"{path} is damaged (its {corrupt} fails its checksum)")
+        raise DamagedFile(f"{path} is damaged (a checksum fails: {corrupt})")
     return obj
 
 
@@ -312,7 +312,7 @@ def unreadable(path: Path, error: BaseException) -> str:
         return "empty or truncated"
     if isinstance(error, RuntimeError | OSError):  # the zip reader: a truncated or overwritten archive
         return f"truncated or corrupt: {first_line(error)}"
-    return f"not a torch file: {type(error).__name__}"
+    return "not a torch file"
 
 
 def first_line(error: BaseException, skip_header: bool = False, limit: int = 160) -> str:
