@@ -13,6 +13,7 @@ from bench.engine import param_groups, train
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from ijepa.model import IJEPA
 
+from .badinputs import Bad, check
 from .conftest import invoke, tiny_config, train_preempted
 
 
@@ -463,3 +464,61 @@ def test_a_full_disk_fails_the_run_and_keeps_its_last_checkpoint(straight, tmp_p
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     train(tiny_config(**RESUME), run)  # space freed: it resumes where the last checkpoint left it
     assert_same_run(run, straight)
+
+
+# --- the bad-input corpus: damaged checkpoints and feature caches -------------------------------
+
+
+def in_run(name, spoil):
+    """A corpus setup: `spoil` the file `name` of the template's run."""
+    from .badinputs import run_dir
+
+    return lambda tmp: spoil(run_dir(tmp) / name)
+
+
+def replaced_by_folder(path):
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.mkdir()
+
+
+def replaced_by_file(path):
+    shutil.rmtree(path)
+    path.write_text("")
+
+
+EVAL = ["eval", "{tmp}/runs/t"]
+BAD_ENGINE = {
+    "eval of a truncated checkpoint": Bad(
+        EVAL, "checkpoint.pt is damaged (truncated or corrupt", in_run("checkpoint.pt", DAMAGES["truncated"][0])
+    ),
+    "eval of an empty checkpoint": Bad(
+        EVAL,
+        "checkpoint.pt is damaged (empty or truncated): restore it, or delete its run folder to redo it",
+        in_run("checkpoint.pt", DAMAGES["empty"][0]),
+    ),
+    "eval of a checkpoint that is not a torch file": Bad(
+        EVAL, "checkpoint.pt is damaged (not a torch file)", in_run("checkpoint.pt", DAMAGES["not a torch file"][0])
+    ),
+    "eval of a checkpoint with a flipped byte": Bad(
+        EVAL, "checkpoint.pt is damaged (a checksum fails", in_run("checkpoint.pt", flip_a_data_byte)
+    ),
+    "eval of a checkpoint without its model": Bad(
+        EVAL,
+        "checkpoint.pt is damaged (it has no method)",
+        in_run("checkpoint.pt", lambda p: resaved(p, lambda c: c.pop("method"))),
+    ),
+    "eval of another config's checkpoint": Bad(
+        EVAL, "checkpoint.pt was trained with another config", in_run("checkpoint.pt", DAMAGES["another config's"][0])
+    ),
+    "eval with a folder in place of the feature cache": Bad(
+        EVAL, "train.pt is not a file: move it away", in_run("features/train.pt", replaced_by_folder)
+    ),
+    "eval with a file in place of the features folder": Bad(
+        EVAL, "features is not a folder: move it away", in_run("features", replaced_by_file)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENGINE)
+def test_bad_engine_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
+    check(BAD_ENGINE[case], bad_template, tmp_path, monkeypatch)

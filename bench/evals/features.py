@@ -114,8 +114,10 @@ def cached(path: Path, key: dict, compute: Callable[[], dict[str, torch.Tensor]]
             saved = read_torch_file(path)
         except DamagedFile as e:
             log.warning("%s; computing the features again", e)
-            saved = None
-        if isinstance(saved, dict) and saved.get("key") == stamp and isinstance(saved.get("features"), dict):
+            saved = {}
+        if not (isinstance(saved, dict) and isinstance(saved.get("features", {}), dict)):
+            log.warning("%s is not a feature cache; computing the features again", path)
+        elif saved.get("key") == stamp and "features" in saved:
             log.info("features from cache %s", path)
             return saved["features"]
     feats = compute()
