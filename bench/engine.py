@@ -363,12 +363,13 @@ def restore(
         method.load_state_dict(ckpt["method"])
         if optimizer is not None:
             optimizer.load_state_dict(ckpt["optimizer"])
-            Spent(**ckpt["spent"]), LossWindow(**ckpt.get("loss", {}))
+            Spent(**ckpt["spent"])  # the fields this version knows
+            LossWindow(**ckpt.get("loss", {}))
             if not isinstance(ckpt["rng"], torch.Tensor) or ckpt["rng"].dtype != torch.uint8:
                 raise TypeError("its rng state is not a byte tensor")
     except torch.OutOfMemoryError:  # a RuntimeError, but the device's fault, not the file's
         raise
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # what load_state_dict and Spent raise
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # what load_state_dict and the dataclasses raise
         raise DamagedFile(f"{path} does not fit this run's model ({first_line(e, skip_header=True)})") from None
     return ckpt
 

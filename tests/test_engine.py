@@ -466,6 +466,20 @@ def test_a_full_disk_fails_the_run_and_keeps_its_last_checkpoint(straight, tmp_p
     assert_same_run(run, straight)
 
 
+def test_trimming_drops_lines_a_crash_cut_and_refuses_a_folder(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [json.dumps({"step": s, "device_hours": s / 3600}) for s in (1, 2, 3)]
+    path.write_bytes(
+        ("\n".join(records[:2]) + '\nnull\n{"step": 2.5}\n\xff\n' + records[2] + '\n{"step": 4, "lo').encode("latin-1")
+    )
+    assert engine.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
+    assert path.read_text() == "\n".join(records[:2]) + "\n"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DamagedFile, match="metrics.jsonl is not a file"):
+        engine.trim_metrics(path, 2)
+
+
 # --- the bad-input corpus: damaged checkpoints and feature caches -------------------------------
 
 
