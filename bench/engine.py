@@ -8,9 +8,12 @@ or epochs. The learning rate, weight decay and EMA momentum are functions of the
 of the budget spent (bench/schedules.py), so the schedule ends when the budget does.
 
 The run folder holds `config.yaml`, `metrics.jsonl`, `summary.json` and `checkpoint.pt`
-(written atomically). Calling `train` again on the same folder resumes from the
-checkpoint with the same schedule, data order, augmentations and masks; compute is summed,
-never reset, and the steps a crash lost are counted apart (`device_hours_lost`).
+(written atomically; the one before it is kept as `checkpoint.prev.pt`). Calling `train` again
+on the same folder resumes from the checkpoint with the same schedule, data order,
+augmentations, masks and loss records; compute is summed, never reset, and the steps a crash
+lost are counted apart (`device_hours_lost`). A checkpoint.pt that cannot be read, or does not
+fit the run, is renamed aside (`checkpoint.pt.damaged`) and training resumes from the previous
+one, saying so; when neither can be read, training stops with one line naming them.
 
 Multi-process training: when torch.distributed is initialised (bench/launch.py does it from
 the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
@@ -27,7 +30,9 @@ import json
 import logging
 import math
 import os
+import pickle
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -40,11 +45,20 @@ from baselines.config import PAPER_RUNS
 from bench import schedules
 from bench.config import BudgetConfig, RunConfig, training_hash
 from bench.data import Transformed, load_split, train_transform
-from bench.errors import BenchError, TrainingFailed
+from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.flops import flop_counter_mode
 from bench.methods import augmentation, build_method
 from bench.progress import progress_bar
-from bench.rundir import CHECKPOINT, METRICS, SUMMARY, parse_record, prepare_run_dir, read_json, write_json
+from bench.rundir import (
+    CHECKPOINT,
+    METRICS,
+    PREVIOUS_CHECKPOINT,
+    SUMMARY,
+    parse_record,
+    prepare_run_dir,
+    read_json,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +120,17 @@ class Spent:
     images: int = 0
     restarts: int = 0  # resumptions from a checkpoint (preemptions, timeouts, crashes)
     lost_device_seconds: float = 0.0  # steps trained, lost in a crash, trained again: not charged
+
+
+@dataclass
+class LossWindow:
+    """The loss since the last metrics record (summed over its steps) and the last record's loss, kept
+    in the checkpoint: a record whose window holds a resume averages all of its steps, and a run
+    resumed with its budget spent (killed before its summary) still knows its final loss."""
+
+    loss_sum: float = 0.0
+    steps: int = 0
+    last_loss: float | None = None
 
 
 class Budget:
@@ -236,26 +261,198 @@ def shape_key(batch: dict) -> tuple:
     return tuple((k, tuple(v.shape)) for k, v in batch.items() if isinstance(v, torch.Tensor))
 
 
-def save_atomic(obj: object, path: Path) -> None:
+def save_atomic(obj: object, path: Path, keep: Path | None = None) -> None:
+    """torch.save, atomically and durably: a reader (or a crash) sees the old file or the new one,
+    never part of one. `keep`: the file it replaces is moved there at the moment it is replaced.
+    A failed write (OSError: a full disk, a quota) leaves no temporary file and every old file
+    as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    try:
+        with tmp.open("wb") as f:  # through a Python file, a full disk is an OSError, not torch's RuntimeError
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # else a machine crash can leave the renamed file empty
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the space it took: the error message has to be written somewhere
+        raise
+    if keep is not None and path.exists():
+        os.replace(path, keep)
     os.replace(tmp, path)
+
+
+# torch.load's errors on a file that is not (all of) a torch file, as measured on truncated, emptied,
+# overwritten and bit-flipped checkpoints: the zip reader's RuntimeError and OSError (EINVAL on a
+# truncated archive), EOFError, and the weights-only unpickler's UnpicklingError, KeyError, IndexError
+# and ValueError (UnicodeDecodeError) on bytes that are not a pickle. OSError also covers a folder and
+# a file this user may not read.
+UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError)
+
+
+def read_torch_file(path: Path) -> object:
+    """What a torch file this tool wrote holds (weights only, on the CPU); DamagedFile, naming the file
+    and why, when it cannot be read. A zip checksum catches the bytes torch reads without checking."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with zipfile.ZipFile(path) as archive:  # the format torch.save writes; its reader skips the CRCs
+            corrupt = archive.testzip()
+    except UNREADABLE + (zipfile.BadZipFile,) as e:
+        raise DamagedFile(f"{path} is damaged ({unreadable(path, e)})") from None
+    if corrupt is not None:
+        raise DamagedFile(f"{path} is damaged (a checksum fails: {corrupt})")
+    return obj
+
+
+def unreadable(path: Path, error: BaseException) -> str:
+    """Why torch.load could not read `path`, in a few words."""
+    if path.is_dir():
+        return "a folder, not a file"
+    if isinstance(error, PermissionError):
+        return "not readable: permission denied"
+    if isinstance(error, EOFError) or (path.is_file() and path.stat().st_size == 0):
+        return "empty or truncated"
+    if isinstance(error, RuntimeError | OSError):  # the zip reader: a truncated or overwritten archive
+        return f"truncated or corrupt: {first_line(error)}"
+    return "not a torch file"
+
+
+def first_line(error: BaseException, skip_header: bool = False, limit: int = 160) -> str:
+    """An error's first line, shortened, for a one-line message; `skip_header`: its second, where the
+    first only says what failed (load_state_dict's 'Error(s) in loading state_dict for IJEPA:')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    text = lines[1] if skip_header and len(lines) > 1 else lines[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+CHECKPOINT_KEYS = ("method", "optimizer", "spent", "rng")
+
+
+def write_checkpoint(state: dict, run_dir: Path) -> None:
+    """checkpoint.pt, the one it replaces kept as checkpoint.prev.pt: a checkpoint damaged after it
+    was written (a crash before the disk had it, a copy cut short) costs the steps since the
+    previous one, not the run. Never more than two on disk: the older previous one goes first, as
+    checkpoint.pt was written (fsync) or read back whole by this process, so it is a sound fallback."""
+    latest, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT
+    try:
+        if latest.is_file():
+            previous.unlink(missing_ok=True)
+        save_atomic(state, latest, keep=previous)
+    except OSError as e:
+        raise TrainingFailed(
+            f"could not write {latest} ({e.strerror or e}): free disk space and run again; "
+            "it resumes from the last checkpoint"
+        ) from e
+
+
+def restore(
+    path: Path, method: torch.nn.Module, config_hash: str, optimizer: torch.optim.Optimizer | None = None
+) -> dict:
+    """Load the checkpoint at `path` into `method` (and `optimizer`) and return it; DamagedFile, naming
+    the file, when it cannot be read, lacks a part, was trained with another config (`config_hash`:
+    the run's training_hash) or does not fit this run's model."""
+    ckpt = read_torch_file(path)
+    needed = CHECKPOINT_KEYS if optimizer is not None else CHECKPOINT_KEYS[:1]
+    missing = [k for k in needed if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise DamagedFile(f"{path} is damaged (it has no {', '.join(missing)})")
+    written_by = ckpt.get("train_config_hash", config_hash)  # checkpoints from before it was recorded: unchecked
+    if written_by != config_hash:  # copied from another run: its weights may even fit this model
+        raise DamagedFile(f"{path} was trained with another config (hash {written_by}, not this run's {config_hash})")
+    try:
+        method.load_state_dict(ckpt["method"])
+        if optimizer is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            Spent(**ckpt["spent"])  # the fields this version knows
+            LossWindow(**ckpt.get("loss", {}))
+            if not isinstance(ckpt["rng"], torch.Tensor) or ckpt["rng"].dtype != torch.uint8:
+                raise TypeError("its rng state is not a byte tensor")
+    except torch.OutOfMemoryError:  # a RuntimeError, but the device's fault, not the file's
+        raise
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # what load_state_dict and the dataclasses raise
+        raise DamagedFile(f"{path} does not fit this run's model ({first_line(e, skip_header=True)})") from None
+    return ckpt
+
+
+def load_checkpoint(run_dir: Path, method: torch.nn.Module, config_hash: str) -> dict:
+    """Evaluation's reader: the run's checkpoint.pt, loaded into `method`; DamagedFile (one line) when
+    it cannot be. Never checkpoint.prev.pt: that is not the trained model."""
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        return restore(path, method, config_hash)
+    except DamagedFile as e:
+        raise DamagedFile(f"{e}: restore it, or delete its run folder to redo it") from None
+
+
+def resume_checkpoint(
+    run_dir: Path, method: torch.nn.Module, optimizer: torch.optim.Optimizer, config_hash: str, main: bool
+) -> dict | None:
+    """Training's reader: the checkpoint to resume from, loaded into `method` and `optimizer`; None when
+    the run has none. A damaged checkpoint.pt is moved aside (kept, never deleted: it is the user's to
+    inspect) and training resumes from checkpoint.prev.pt, saying so; when neither can be read,
+    DamagedFile names them and nothing is touched. `main`: this process may rename files."""
+    latest, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT
+    if not latest.exists() and not previous.exists():
+        return None
+    damage = None
+    if latest.exists():
+        try:
+            return restore(latest, method, config_hash, optimizer)
+        except DamagedFile as e:
+            damage = e
+    fix = "restore it, or move it aside to train the run again from step 0"
+    if not previous.exists():
+        raise DamagedFile(f"{damage} and there is no {PREVIOUS_CHECKPOINT} to resume from: {fix}")
+    try:
+        ckpt = restore(previous, method, config_hash, optimizer)
+    except DamagedFile as e:
+        if damage is None:
+            raise DamagedFile(f"{e} and there is no {CHECKPOINT}: {fix}") from None
+        raise DamagedFile(
+            f"{damage}, and {e}: restore one of them, or move both aside to train the run again from step 0"
+        ) from None
+    step = ckpt["spent"].get("steps", 0)
+    if damage is None:  # a crash between the two renames of write_checkpoint
+        if main:
+            log.warning("%s is missing; resuming from %s at step %d", latest, previous.name, step)
+        return ckpt
+    if main:  # else the next checkpoint would move the damaged file over this sound one
+        aside = set_aside(latest)
+        log.warning(
+            "%s; resuming from %s at step %d (the damaged file is kept as %s)", damage, previous.name, step, aside.name
+        )
+    return ckpt
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file to <name>.damaged (.damaged.1, ... if that exists), never over another."""
+    aside, n = path.with_name(path.name + ".damaged"), 0
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged.{n}")
+    os.replace(path, aside)
+    return aside
 
 
 def trim_metrics(path: Path, step: int) -> float:
     """Drop records past the checkpoint's step: those steps were lost and will be trained again.
     Returns the device-seconds the last dropped record had counted (0 when none was dropped)."""
+    if path.exists() and not path.is_file():
+        raise DamagedFile(f"{path} is not a file: move it away so that training can log its metrics there")
     if not path.is_file():
         return 0.0
-    lines = path.read_text().splitlines(keepends=True)
-    records = [parse_record(line) for line in lines]
+    # a line a crash cut (or any line that is not a record) is dropped with the lost steps
+    lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)
+    records = [
+        r if isinstance(r := parse_record(line), dict) and isinstance(r.get("step"), int) else None for line in lines
+    ]
     kept = [line for line, r in zip(lines, records, strict=True) if r is not None and r["step"] <= step]
     dropped = [r for r in records if r is not None and r["step"] > step]
     if len(kept) != len(lines):
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(kept))
+        tmp.write_text("".join(kept), encoding="utf-8")
         os.replace(tmp, path)
-    return dropped[-1]["device_hours"] * 3600.0 if dropped else 0.0
+    return float(dropped[-1].get("device_hours", 0.0)) * 3600.0 if dropped else 0.0
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -283,14 +480,12 @@ def train(
     method = build_method(cfg, data.channels).to(device)
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
 
-    spent = Spent()
-    ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        method.load_state_dict(ckpt["method"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    spent, window = Spent(), LossWindow()
+    ckpt = resume_checkpoint(run_dir, method, optimizer, training_hash(cfg), where.main)
+    if ckpt is not None:
         spent = Spent(**ckpt["spent"])
         spent.restarts += 1
+        window = LossWindow(**ckpt.get("loss", {}))  # checkpoints written before it was kept: an empty window
         torch.set_rng_state(ckpt["rng"])  # the model's own draws continue where they stopped
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:  # so do draws on the GPU (data2vec's noise)
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
@@ -319,7 +514,7 @@ def train(
         "device": {"kind": device_name(device), "count": where.world},
     }
     try:
-        last = run_loop(cfg, method, optimizer, loader, budget, device, run_dir, stop, on_log)
+        last = run_loop(cfg, method, optimizer, loader, budget, window, device, run_dir, stop, on_log)
     except TrainingFailed as e:
         summary.update(status="failed", reason=str(e), compute=compute_summary(budget, len(data)))
         if where.main:
@@ -346,15 +541,19 @@ def compute_summary(budget: Budget, n_train: int) -> dict:
     }
 
 
-def run_loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, stop=None, on_log=None):
+def run_loop(
+    cfg, method, optimizer, loader, budget: Budget, window: LossWindow, device, run_dir: Path, stop=None, on_log=None
+):
     if not ranks().main:  # process 0 writes the run folder
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, None, stop, None, lambda done: None)
+        return _loop(
+            cfg, method, optimizer, loader, budget, window, device, run_dir, None, stop, None, lambda done: None
+        )
     description = f"training {run_dir.name} ({cfg.budget.kind} budget)"
     with (run_dir / METRICS).open("a") as metrics, progress_bar(description, 1.0) as show:
-        return _loop(cfg, method, optimizer, loader, budget, device, run_dir, metrics, stop, on_log, show)
+        return _loop(cfg, method, optimizer, loader, budget, window, device, run_dir, metrics, stop, on_log, show)
 
 
-def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path, metrics, stop, on_log, show):
+def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_dir: Path, metrics, stop, on_log, show):
     where = ranks()
     dist = torch.distributed
     model = method
@@ -369,7 +568,9 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
     def clock() -> schedules.Clock:
         return schedules.Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
 
-    loss_sum, loss_n, last_loss = torch.zeros((), device=device), 0, None
+    # the loss summed over this process's steps since the last record; resumed from the checkpoint
+    loss_sum = torch.tensor(window.loss_sum, device=device)
+    loss_n, last_loss = window.steps, window.last_loss
     last_ckpt = time.perf_counter()
     excluded = 0.0  # checkpoint writes and FLOP-counting overhead are not training time
     plain_seconds, plain_steps = 0.0, 0  # time of steps run without the FLOP counter
@@ -377,21 +578,30 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
     seconds0 = budget.spent.device_seconds
 
     def save() -> None:
-        save_atomic(
-            {
-                "method": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "spent": vars(budget.spent).copy(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-            run_dir / CHECKPOINT,
-        )
+        """Every process calls it (the loss window is the processes' mean); process 0 writes."""
+        partial = loss_sum.detach().clone()
+        if where.world > 1:  # each process restarts from the mean: the record's all-reduce then sums it back
+            dist.all_reduce(partial)
+            partial /= where.world
+        if not where.main:
+            return
+        if metrics is not None:  # the records up to this step reach the disk before the checkpoint that covers them
+            os.fsync(metrics.fileno())
+        state = {
+            "method": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "train_config_hash": training_hash(cfg),
+            "spent": vars(budget.spent).copy(),
+            "loss": vars(LossWindow(float(partial), loss_n, last_loss)),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }
+        write_checkpoint(state, run_dir)
 
-    if budget.done() and budget.spent.steps == 0:  # a zero budget: the initialisation is the result
-        if where.main:
+    if budget.done():
+        if budget.spent.steps == 0:  # a zero budget: the initialisation is the result
             save()
-        return None
+        return last_loss  # resumed with the budget spent (killed before the summary): the final record's loss
     batches = iter(loader)
     method.train()
     while not budget.done():
@@ -486,15 +696,13 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, device, run_dir: Path,
             value = float(loss.detach()) if where.world == 1 else "not finite on a process"
             raise TrainingFailed(f"loss is {value} at step {s.steps}")
         if stopping and not final:
-            if where.main:
-                save()
+            save()
             if where.world > 1:
                 dist.barrier()  # the checkpoint is on disk before any process leaves
             raise Preempted(f"stopped at step {s.steps}")
         if final or save_due:
             t_ckpt = time.perf_counter()
-            if where.main:
-                save()
+            save()
             last_ckpt = time.perf_counter()
             excluded += last_ckpt - t_ckpt
     return last_loss

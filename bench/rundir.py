@@ -6,6 +6,7 @@
         state.json      where the run stands (written by the job: running, trained, done, failed ...)
         metrics.jsonl   one JSON record per logged step
         checkpoint.pt   model, optimizer and compute spent (written atomically)
+        checkpoint.prev.pt  the checkpoint before it: training resumes from it when checkpoint.pt is damaged
         summary.json    the training summary: status and compute used
         eval.json       the evaluation: k-NN, few-shot, linear and low-shot probes
 
@@ -21,6 +22,7 @@ from bench.errors import BenchError, DamagedFile
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
 METRICS, CHECKPOINT, SUMMARY, EVAL = "metrics.jsonl", "checkpoint.pt", "summary.json", "eval.json"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 
 
 def write_json(obj: dict, path: Path) -> None:

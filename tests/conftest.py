@@ -78,11 +78,11 @@ def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
 
     real_save, saves = engine.save_atomic, {"n": 0}
 
-    def save_then_die(obj, path):
+    def save_then_die(obj, path, **kwargs):
         saves["n"] += 1
         if saves["n"] == die_at_save:
             raise KeyboardInterrupt("preempted")
-        real_save(obj, path)
+        real_save(obj, path, **kwargs)
 
     monkeypatch.setattr(engine, "save_atomic", save_then_die)
     with pytest.raises(KeyboardInterrupt):

@@ -1,4 +1,8 @@
+import errno
 import json
+import shutil
+import struct
+import zipfile
 
 import pytest
 import torch
@@ -6,10 +10,11 @@ import torch
 from bench import engine, schedules
 from bench.config import OptimConfig
 from bench.engine import param_groups, train
-from bench.errors import BenchError, TrainingFailed
+from bench.errors import BenchError, DamagedFile, TrainingFailed
 from ijepa.model import IJEPA
 
-from .conftest import train_preempted
+from .badinputs import Bad, check
+from .conftest import invoke, tiny_config, train_preempted
 
 
 def metrics(run_dir):
@@ -228,3 +233,306 @@ def test_cuda_bf16_step_budget(tmp_path, tiny):
     summary = train(tiny(**{"device": "cuda", "precision": "auto"}), tmp_path)
     assert summary["status"] == "done" and summary["device"]["kind"] != "cpu"
     assert summary["compute"]["flops"] > 0
+
+
+# --- damaged checkpoints and resume bookkeeping ------------------------------------------------
+
+RESUME = {"budget.value": 8, "checkpoint_every_s": 0, "log_every": 3}  # a checkpoint every step
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted run: what every resumed run must equal, record for record."""
+    run = tmp_path_factory.mktemp("straight")
+    return run, train(tiny_config(**RESUME), run)
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """The same run pre-empted after step 3: checkpoint.pt at step 3, checkpoint.prev.pt at step 2,
+    and a metrics record at step 3 (log_every 3) that a resume from step 2 must drop."""
+    run = tmp_path_factory.mktemp("stopped") / "run"
+    asks = iter(range(1, 100))
+    with pytest.raises(engine.Preempted):
+        train(tiny_config(**RESUME), run, stop=lambda: next(asks) == 3)
+    return run
+
+
+def copy_run(run, tmp_path):
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def steps_of(path) -> int:
+    return torch.load(path, weights_only=True)["spent"]["steps"]
+
+
+def assert_same_run(run, straight):
+    """Records, final loss and weights equal to the uninterrupted run's."""
+    reference, summary = straight
+    assert [(m["step"], m["loss"]) for m in metrics(run)] == [(m["step"], m["loss"]) for m in metrics(reference)]
+    assert json.loads((run / "summary.json").read_text())["final_loss"] == summary["final_loss"] is not None
+    ours = torch.load(run / "checkpoint.pt", weights_only=True)["method"]
+    for key, value in torch.load(reference / "checkpoint.pt", weights_only=True)["method"].items():
+        assert torch.equal(ours[key], value), key
+
+
+def flip_a_data_byte(path) -> None:
+    """Change one byte inside the largest tensor's bytes: torch.load reads it without a word."""
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def resaved(path, change) -> None:
+    ckpt = torch.load(path, weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, path)
+
+
+def other_shapes(ckpt):  # a checkpoint of another model (as before checkpoints named their config)
+    del ckpt["train_config_hash"]
+    ckpt["method"]["encoder.patch_embed.proj.bias"] = torch.zeros(48)
+
+
+# damage -> the words the warning (and the error, where nothing is left) must say
+DAMAGES = {
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "is damaged (truncated or corrupt"),
+    "empty": (lambda p: p.write_bytes(b""), "is damaged (empty or truncated)"),
+    "not a torch file": (lambda p: p.write_text("checkpoint\n"), "is damaged (not a torch file"),
+    "a folder": (lambda p: p.unlink() or p.mkdir(), "is damaged (a folder, not a file)"),
+    "a flipped byte": (flip_a_data_byte, "is damaged (a checksum fails: archive/data/"),
+    "no optimizer": (lambda p: resaved(p, lambda c: c.pop("optimizer")), "is damaged (it has no optimizer)"),
+    "another config's": (
+        lambda p: resaved(p, lambda c: c.update(train_config_hash="0123456789")),
+        "was trained with another config (hash 0123456789",
+    ),
+    "another model's": (lambda p: resaved(p, other_shapes), "does not fit this run's model (size mismatch for"),
+}
+
+
+def fresh(cfg):
+    from bench.methods import build_method
+
+    method = build_method(cfg, 1)
+    return method, torch.optim.AdamW(param_groups(method), lr=1e-3)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_is_set_aside_and_the_previous_one_resumed(damage, stopped, tmp_path, caplog):
+    from bench.config import training_hash
+
+    run = copy_run(stopped, tmp_path)
+    spoil, words = DAMAGES[damage]
+    spoil(run / "checkpoint.pt")
+    kept = (run / "checkpoint.pt").read_bytes() if (run / "checkpoint.pt").is_file() else None
+    cfg = tiny_config(**RESUME)
+    method, optimizer = fresh(cfg)
+    ckpt = engine.resume_checkpoint(run, method, optimizer, training_hash(cfg), main=True)
+    assert ckpt["spent"]["steps"] == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{run / 'checkpoint.pt'} {words}" in line
+    assert line.endswith(
+        "; resuming from checkpoint.prev.pt at step 2 (the damaged file is kept as checkpoint.pt.damaged)"
+    )
+    assert not (run / "checkpoint.pt").exists() and (run / "checkpoint.prev.pt").is_file()
+    aside = run / "checkpoint.pt.damaged"
+    assert (aside.read_bytes() == kept) if kept is not None else aside.is_dir()  # kept as it was
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another model's"])
+def test_training_resumed_from_the_previous_checkpoint_equals_an_uninterrupted_run(
+    damage, stopped, straight, tmp_path, caplog
+):
+    run = copy_run(stopped, tmp_path)
+    DAMAGES[damage][0](run / "checkpoint.pt")
+    summary = train(tiny_config(**RESUME), run)
+    assert summary["compute"]["steps"] == 8 and summary["compute"]["restarts"] == 1
+    assert "resuming from checkpoint.prev.pt at step 2" in caplog.text
+    # the record at step 3 (after checkpoint.prev.pt) was dropped and made again, averaging steps 1-3
+    assert_same_run(run, straight)
+    assert steps_of(run / "checkpoint.prev.pt") == 7 and (run / "checkpoint.pt.damaged").is_file()
+
+
+def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path):
+    from bench.config import training_hash
+
+    run = copy_run(stopped, tmp_path)
+    (run / "checkpoint.pt.damaged").write_text("an earlier one")
+    (run / "checkpoint.pt").write_bytes(b"")
+    cfg = tiny_config(**RESUME)
+    engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)
+    assert (run / "checkpoint.pt.damaged").read_text() == "an earlier one"
+    assert (run / "checkpoint.pt.damaged.1").read_bytes() == b""
+
+
+def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_previous_one(stopped, tmp_path, caplog):
+    from bench.config import training_hash
+
+    run = copy_run(stopped, tmp_path)
+    (run / "checkpoint.pt").unlink()
+    cfg = tiny_config(**RESUME)
+    assert engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)["spent"]["steps"] == 2
+    assert f"{run / 'checkpoint.pt'} is missing; resuming from checkpoint.prev.pt at step 2" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "latest, previous, words",
+    [
+        ("empty", None, "checkpoint.pt is damaged (empty or truncated) and there is no checkpoint.prev.pt to resume"),
+        ("truncated", "empty", "checkpoint.prev.pt is damaged (empty or truncated): restore one of them, or move both"),
+        (
+            None,
+            "not a torch file",
+            "checkpoint.prev.pt is damaged (not a torch file) and there is no checkpoint.pt",
+        ),
+    ],
+)
+def test_no_readable_checkpoint_stops_training_with_one_line_and_touches_nothing(
+    latest, previous, words, stopped, tmp_path
+):
+    from .badinputs import snapshot
+
+    run = copy_run(stopped, tmp_path)
+    for name, damage in (("checkpoint.pt", latest), ("checkpoint.prev.pt", previous)):
+        (DAMAGES[damage][0] if damage else lambda p: p.unlink())(run / name)
+    before = snapshot(run)
+    with pytest.raises(DamagedFile) as error:
+        train(tiny_config(**RESUME), run)  # never a silent restart from step 0
+    assert words in str(error.value) and "\n" not in str(error.value)
+    assert "from step 0" in str(error.value)
+    assert snapshot(run) == before  # nothing renamed, deleted or trimmed
+
+
+def test_bench_train_on_a_run_whose_only_checkpoint_is_damaged_says_so_in_one_line(stopped, tmp_path):
+    """Through the CLI: exit 2, one line; the checkpoints and records stay as they were (the launcher's
+    state.json records the failure)."""
+    from .badinputs import snapshot
+
+    run = copy_run(stopped, tmp_path)
+    (run / "checkpoint.prev.pt").unlink()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04")
+    before = {k: v for k, v in snapshot(run).items() if k != "state.json"}
+    result = invoke("train", "--config", run / "config.yaml", "--out", run, "--no-eval")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and "checkpoint.pt is damaged" in lines[0] and "no checkpoint.prev.pt" in lines[0]
+    assert {k: v for k, v in snapshot(run).items() if k != "state.json"} == before
+
+
+def test_a_kill_between_the_final_checkpoint_and_the_summary_keeps_the_final_loss(straight, tmp_path, monkeypatch):
+    def killed(obj, path):
+        raise KeyboardInterrupt("killed before the summary")
+
+    cfg = tiny_config(**RESUME)
+    monkeypatch.setattr(engine, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run")
+    monkeypatch.undo()
+    assert steps_of(tmp_path / "run" / "checkpoint.pt") == 8 and not (tmp_path / "run" / "summary.json").exists()
+    summary = train(cfg, tmp_path / "run")  # the budget is spent: no step, only the summary
+    assert summary["status"] == "done" and summary["final_loss"] == straight[1]["final_loss"]
+    assert_same_run(tmp_path / "run", straight)
+
+
+def test_a_record_whose_window_holds_a_resume_averages_all_of_it(straight, tmp_path, monkeypatch):
+    # dies writing the 5th checkpoint: resumes at step 4, inside the window of the record at step 6
+    summary = train_preempted(tiny_config(**RESUME), tmp_path / "run", monkeypatch, die_at_save=5)
+    assert summary["compute"]["restarts"] == 1
+    assert_same_run(tmp_path / "run", straight)  # the record at step 6 averages steps 4, 5 and 6
+
+
+def test_a_full_disk_fails_the_run_and_keeps_its_last_checkpoint(straight, tmp_path, monkeypatch):
+    real_save, saves = torch.save, {"n": 0}
+
+    def disk_full_at_the_5th(obj, f, *args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 5:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f, *args, **kwargs)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(torch, "save", disk_full_at_the_5th)
+    with pytest.raises(TrainingFailed, match=f"could not write {run / 'checkpoint.pt'} \\(No space left on device\\)"):
+        train(tiny_config(**RESUME), run)
+    monkeypatch.undo()
+    assert steps_of(run / "checkpoint.pt") == 4 and not (run / "checkpoint.pt.tmp").exists()
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    train(tiny_config(**RESUME), run)  # space freed: it resumes where the last checkpoint left it
+    assert_same_run(run, straight)
+
+
+def test_trimming_drops_lines_a_crash_cut_and_refuses_a_folder(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [json.dumps({"step": s, "device_hours": s / 3600}) for s in (1, 2, 3)]
+    path.write_bytes(
+        ("\n".join(records[:2]) + '\nnull\n{"step": 2.5}\n\xff\n' + records[2] + '\n{"step": 4, "lo').encode("latin-1")
+    )
+    assert engine.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
+    assert path.read_text() == "\n".join(records[:2]) + "\n"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DamagedFile, match="metrics.jsonl is not a file"):
+        engine.trim_metrics(path, 2)
+
+
+# --- the bad-input corpus: damaged checkpoints and feature caches -------------------------------
+
+
+def in_run(name, spoil):
+    """A corpus setup: `spoil` the file `name` of the template's run."""
+    from .badinputs import run_dir
+
+    return lambda tmp: spoil(run_dir(tmp) / name)
+
+
+def replaced_by_folder(path):
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.mkdir()
+
+
+def replaced_by_file(path):
+    shutil.rmtree(path)
+    path.write_text("")
+
+
+EVAL = ["eval", "{tmp}/runs/t"]
+BAD_ENGINE = {
+    "eval of a truncated checkpoint": Bad(
+        EVAL, "checkpoint.pt is damaged (truncated or corrupt", in_run("checkpoint.pt", DAMAGES["truncated"][0])
+    ),
+    "eval of an empty checkpoint": Bad(
+        EVAL,
+        "checkpoint.pt is damaged (empty or truncated): restore it, or delete its run folder to redo it",
+        in_run("checkpoint.pt", DAMAGES["empty"][0]),
+    ),
+    "eval of a checkpoint that is not a torch file": Bad(
+        EVAL, "checkpoint.pt is damaged (not a torch file)", in_run("checkpoint.pt", DAMAGES["not a torch file"][0])
+    ),
+    "eval of a checkpoint with a flipped byte": Bad(
+        EVAL, "checkpoint.pt is damaged (a checksum fails", in_run("checkpoint.pt", flip_a_data_byte)
+    ),
+    "eval of a checkpoint without its model": Bad(
+        EVAL,
+        "checkpoint.pt is damaged (it has no method)",
+        in_run("checkpoint.pt", lambda p: resaved(p, lambda c: c.pop("method"))),
+    ),
+    "eval of another config's checkpoint": Bad(
+        EVAL, "checkpoint.pt was trained with another config", in_run("checkpoint.pt", DAMAGES["another config's"][0])
+    ),
+    "eval with a folder in place of the feature cache": Bad(
+        EVAL, "train.pt is not a file: move it away", in_run("features/train.pt", replaced_by_folder)
+    ),
+    "eval with a file in place of the features folder": Bad(
+        EVAL, "features is not a folder: move it away", in_run("features", replaced_by_file)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENGINE)
+def test_bad_engine_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
+    check(BAD_ENGINE[case], bad_template, tmp_path, monkeypatch)

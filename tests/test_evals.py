@@ -246,3 +246,56 @@ def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny):
     assert evals_run.evaluate_run(tmp_path)["encoder"] == "teacher"  # I-JEPA: the target encoder
     write_config(tiny(**{"eval.encoder": "student"}), config)  # the eval section may change: a re-evaluation
     assert evals_run.evaluate_run(tmp_path)["encoder"] == "student"
+
+
+def counted(feats):
+    """A compute function for features.cached that counts its calls."""
+    calls = []
+    return calls, lambda: calls.append(1) or feats
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "is damaged (truncated or corrupt"),  # a crash mid-write
+        (lambda p: p.write_bytes(b""), "is damaged (empty or truncated)"),
+        (lambda p: p.write_text("features"), "is damaged (not a torch file)"),
+        (lambda p: torch.save(["not", "a", "cache"], p), "is not a feature cache"),
+    ],
+    ids=["truncated", "empty", "text", "another object"],
+)
+def test_a_damaged_feature_cache_is_computed_again_saying_so(tmp_path, caplog, damage, words):
+    path, key = tmp_path / "features" / "train.pt", {"checkpoint": [1, 2]}
+    feats = {"avg": torch.randn(5, 1, 3), "labels": torch.arange(5)}
+    calls, compute = counted(feats)
+    features.cached(path, key, compute)
+    damage(path)
+    again = features.cached(path, key, compute)
+    assert len(calls) == 2 and torch.equal(again["avg"], feats["avg"])
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"{path} {words}") and warning.endswith("; computing the features again")
+    assert torch.equal(features.cached(path, key, compute)["avg"], feats["avg"]) and len(calls) == 2  # sound again
+
+
+def test_a_folder_in_the_feature_caches_place_is_one_error_before_any_work(tmp_path):
+    from bench.errors import DamagedFile
+
+    calls, compute = counted({"avg": torch.zeros(1, 1, 1), "labels": torch.zeros(1)})
+    (tmp_path / "features" / "train.pt").mkdir(parents=True)
+    with pytest.raises(DamagedFile, match="train.pt is not a file: move it away"):
+        features.cached(tmp_path / "features" / "train.pt", {}, compute)
+    (tmp_path / "other").write_text("")
+    with pytest.raises(DamagedFile, match="other is not a folder: move it away"):
+        features.cached(tmp_path / "other" / "train.pt", {}, compute)
+    assert calls == [] and sorted(p.name for p in tmp_path.rglob("*")) == ["features", "other", "train.pt"]
+
+
+def test_a_feature_cache_that_cannot_be_written_is_one_error(tmp_path, monkeypatch):
+    def disk_full(obj, f, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    calls, compute = counted({"avg": torch.zeros(1, 1, 1), "labels": torch.zeros(1)})
+    with pytest.raises(BenchError, match="could not write the feature cache .*train.pt \\(No space left on device\\)"):
+        features.cached(tmp_path / "train.pt", {}, compute)
+    assert list(tmp_path.iterdir()) == []  # no half-written temporary file left behind

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bench.data import Split, Transformed, eval_transform
+from bench.errors import BenchError, DamagedFile
 from bench.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -98,16 +99,33 @@ def labels(feats: dict[str, torch.Tensor]) -> np.ndarray:
 
 def cached(path: Path, key: dict, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Features saved at `path` under the same key (checkpoint stamp, data, layers), else computed
-    and saved atomically. A changed checkpoint or protocol changes the key and recomputes."""
-    from bench.engine import save_atomic
+    and saved atomically. A changed checkpoint or protocol changes the key and recomputes; so does a
+    cache file that cannot be read (a crash, a full disk), saying so. A folder in its place is one
+    clear error, before anything is computed."""
+    from bench.engine import read_torch_file, save_atomic
 
+    if path.parent.exists() and not path.parent.is_dir():
+        raise DamagedFile(f"{path.parent} is not a folder: move it away so that features can be cached there")
+    if path.exists() and not path.is_file():
+        raise DamagedFile(f"{path} is not a file: move it away so that features can be cached there")
     stamp = json.dumps(key, sort_keys=True)
     if path.is_file():
-        saved = torch.load(path, weights_only=True)
-        if saved.get("key") == stamp:
+        try:
+            saved = read_torch_file(path)
+        except DamagedFile as e:
+            log.warning("%s; computing the features again", e)
+            saved = {}
+        if not (isinstance(saved, dict) and isinstance(saved.get("features", {}), dict)):
+            log.warning("%s is not a feature cache; computing the features again", path)
+        elif saved.get("key") == stamp and "features" in saved:
             log.info("features from cache %s", path)
             return saved["features"]
     feats = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"key": stamp, "features": feats}, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic({"key": stamp, "features": feats}, path)
+    except OSError as e:
+        raise BenchError(
+            f"could not write the feature cache {path} ({e.strerror or e}): free disk space and run again"
+        ) from e
     return feats

@@ -21,7 +21,7 @@ import torch
 
 from bench.config import RunConfig, check_version, read_config, training_hash
 from bench.data import Split, TensorImages, load_split
-from bench.engine import select_device
+from bench.engine import load_checkpoint, select_device
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
@@ -207,7 +207,7 @@ def evaluate_run(run_dir: Path) -> dict:
     def make_encoder(channels: int):  # loaded once: for the features (on a cache miss) and for `moved`
         if "net" not in loaded:
             method = build_method(cfg, channels)
-            method.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["method"])
+            load_checkpoint(run_dir, method, training_hash(cfg))
             loaded["net"] = eval_encoder(method, cfg.eval.encoder)[1]
         return loaded["net"]
 
