@@ -202,7 +202,7 @@ def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
     row |= run.evaluation
     role = "tuning" if config.get("eval.scope") == "val" else "init" if config["budget.value"] == 0 else "headline"
     if "status" in run.summary:
-        status, error = run.summary["status"], run.summary.get("reason", "")
+        status, error = run.summary["status"], run.summary.get("reason") or run.state.get("error", "")
     else:
         status, error = run.state["state"], run.state.get("error", "")
     error = error if status in ("failed", "crashed") else ""
