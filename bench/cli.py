@@ -355,9 +355,9 @@ def evaluate(
         read_json(run_dir / SUBMISSION)
         read_summary(run_dir)
     finished = [d for d in dirs if trained(d)] if len(dirs) > 1 else dirs  # one run: trained_config says why not
-    configs = {d: trained_config(d) for d in finished}  # a config changed since training refuses the call too
     if not finished:
         raise BenchError(f"none of the {len(dirs)} run(s) under {target} is trained yet")
+    configs = {d: trained_config(d) for d in finished}  # a config changed since training refuses the call too
     unfinished = f", {len(dirs) - len(finished)} not trained yet" if len(finished) < len(dirs) else ""
     if executor is not None:
         folder = target.parent if target in dirs and len(dirs) == 1 else target

@@ -2,7 +2,10 @@
 
 `status_table` says where each run of a sweep stands; `collate` makes the leaderboard, a
 row per run (method, backbone, the config keys that differ between the sweep's runs,
-budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row.
+budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row. A run with a
+damaged file reads `damaged` in the first and is left out of the second (`read_runs` says why),
+next to every healthy run; so is, from the tables, a run whose config.yaml is no longer the one
+it was made with.
 
 Each run has a role: `headline` (the rows the comparison is about), `tuning` (a sweep's search,
 scored on validation only: no test numbers; its compute is reported apart, `tuning_flops`) or
@@ -19,6 +22,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -38,6 +42,9 @@ from bench.rundir import (
     read_state,
     read_summary,
 )
+
+if TYPE_CHECKING:
+    from bench.launch import Queue  # imported where used: launch pulls in submitit
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
 GAIN_METRICS = ("knn@20", "linear", "linear_1%")
@@ -78,7 +85,8 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
     return table
 
 
-def status_row(run_dir: Path, queue) -> dict:
+def status_row(run_dir: Path, queue: "Queue") -> dict:
+    """One run's row of status_table; DamagedFile when one of the files it reads is damaged."""
     from bench.launch import run_state
 
     if not (run_dir / CONFIG).is_file():

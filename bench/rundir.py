@@ -82,8 +82,8 @@ def is_number(value) -> bool:
 
 def read_run_config(run_dir: Path) -> RunConfig:
     """The run's config.yaml; DamagedFile naming it when it is missing or is no config (malformed,
-    not UTF-8, an unknown key, a value of the wrong type). A config of another version reads: the
-    callers refuse it (check_version) with their own words."""
+    not UTF-8, an unknown key, a value of the wrong type). A config of another version is returned:
+    each caller refuses it (check_version) in its own words."""
     path = run_dir / CONFIG
     if not path.is_file():
         raise DamagedFile(f"{path} is missing: {REDO}")
@@ -146,8 +146,8 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
             return None
         if recorded == training_hash(cfg):
             return (
-                f"its eval section was edited: it hashes to {run_id(cfg)}, not to its run id {name}; restore it, "
-                f"and to score this run with other eval settings copy its folder under a name of your own "
+                f"only its eval section differs, yet it hashes to {run_id(cfg)}, not to its run id {name}; restore "
+                f"it, and to score this run with other eval settings copy its folder under a name of your own "
                 f"(cp -r {run_dir} runs/scratch/NAME), edit the copy's eval section and evaluate the copy"
             )
         return (
