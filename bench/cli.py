@@ -336,7 +336,7 @@ def evaluate(
         trained,
     )
     from bench.results import run_dirs
-    from bench.rundir import RUN_FILES, SUBMISSION, read_json, read_run_config, read_state, read_summary
+    from bench.rundir import RUN_FILES, read_run_config, read_state, read_submission, read_summary
 
     setup_logging()
     if not target.exists():
@@ -352,7 +352,7 @@ def evaluate(
     for run_dir in dirs:  # damage anywhere refuses the whole call, before anything is evaluated or submitted
         read_run_config(run_dir)
         read_state(run_dir)
-        read_json(run_dir / SUBMISSION)
+        read_submission(run_dir)
         read_summary(run_dir)
     finished = [d for d in dirs if trained(d)] if len(dirs) > 1 else dirs  # one run: trained_config says why not
     if not finished:

@@ -40,6 +40,7 @@ from bench.rundir import (
     read_json,
     read_run_config,
     read_state,
+    read_submission,
     read_summary,
 )
 
@@ -91,7 +92,8 @@ def status_row(run_dir: Path, queue: "Queue") -> dict:
 
     if not (run_dir / CONFIG).is_file():
         read_run_config(run_dir)  # says which file is missing
-    read_state(run_dir)  # the shape run_state relies on
+    read_state(run_dir)  # the shapes run_state relies on
+    read_submission(run_dir)
     read_summary(run_dir)
     state = run_state(run_dir, queue)
     metrics = last_record(run_dir / METRICS)
@@ -153,7 +155,8 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
             elif config_changed(run_dir, cfg):
                 edited.append(run_dir)
             else:
-                read_state(run_dir)  # the shape run_state relies on
+                read_state(run_dir)  # the shapes run_state relies on
+                read_submission(run_dir)
                 summary = read_summary(run_dir) or {}
                 runs.append(RunFiles(run_dir, cfg, summary, run_state(run_dir, queue), read_eval(run_dir)))
         except DamagedFile as e:

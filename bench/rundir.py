@@ -41,9 +41,11 @@ def write_json(obj: dict, path: Path) -> None:
 
 def read_json(path: Path) -> dict | None:
     """The JSON object in `path`; None when there is no such file; DamagedFile (one line naming the
-    file) when it is not a JSON object: truncated, overwritten, not UTF-8."""
-    if not path.is_file():
+    file) when it is not a JSON object: truncated, overwritten, not UTF-8, a folder."""
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise DamagedFile(f"{path} is damaged (not a file): {REDO}")
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -53,12 +55,43 @@ def read_json(path: Path) -> dict | None:
     return data
 
 
+# the fields of state.json and job.json that launch.run_state reads, and their types (null: unset)
+LAUNCH_FIELDS = {
+    "state": str,
+    "token": str,
+    "host": str,
+    "executor": str,
+    "error": str,
+    "log": str,
+    "eval_log": str,
+    "pid": int,
+    "launcher_pid": int,
+    "job_id": str | int,
+    "eval_job_id": str | int,
+}
+
+
+def read_launch_record(path: Path) -> dict | None:
+    """state.json or job.json, checked: each field launch.run_state reads of the type it expects."""
+    record = read_json(path)
+    for key, kind in LAUNCH_FIELDS.items():
+        value = (record or {}).get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise DamagedFile(f"{path} is damaged ({key} is {value!r}): {REDO}")
+    return record
+
+
 def read_state(run_dir: Path) -> dict | None:
-    """state.json, checked: a JSON object whose `state` is a string (DamagedFile otherwise)."""
-    state = read_json(run_dir / STATE)
-    if state and not isinstance(state.get("state"), str):
+    """state.json, checked: its fields of the right types and, unless it is empty, a `state`."""
+    state = read_launch_record(run_dir / STATE)
+    if state and "state" not in state:
         raise DamagedFile(f"{run_dir / STATE} is damaged (no state in it): {REDO}")
     return state
+
+
+def read_submission(run_dir: Path) -> dict | None:
+    """job.json, checked: its fields of the right types."""
+    return read_launch_record(run_dir / SUBMISSION)
 
 
 def read_summary(run_dir: Path) -> dict | None:
@@ -86,7 +119,9 @@ def read_run_config(run_dir: Path) -> RunConfig:
     each caller refuses it (check_version) in its own words."""
     path = run_dir / CONFIG
     if not path.is_file():
-        raise DamagedFile(f"{path} is missing: {REDO}")
+        raise DamagedFile(f"{path} is {'not a file' if path.exists() else 'missing'}: {REDO}")
+    if not path.read_bytes().strip():  # yaml reads nothing as {}: a version-1 config, which it is not
+        raise DamagedFile(f"{path} is damaged (empty): {REDO}")
     try:
         return read_config(path)
     except UnicodeDecodeError:

@@ -4,6 +4,7 @@ folder's id (or, for a folder of a free name, its recorded training hash) says i
 
 import json
 import shutil
+import socket
 from dataclasses import replace
 
 import pytest
@@ -68,6 +69,16 @@ def features_file(tmp):
     (run_dir(tmp) / "features").write_text("not a folder")
 
 
+def local_pid_abc(job):
+    """A local run's job.json whose pid is no number (launch.run_state would int() it)."""
+    job.update(executor="local", host=socket.gethostname(), pid="abc")
+
+
+def eval_json_folder(tmp):
+    (run_dir(tmp) / EVAL).unlink()
+    (run_dir(tmp) / EVAL).mkdir()
+
+
 def second_run_damaged(tmp):
     """A second trained run of the sweep whose summary.json was truncated."""
     other = run_dir(tmp).with_name("ijepa-ffffffffff")  # after the healthy one: never evaluated first
@@ -114,6 +125,9 @@ BAD_RUNDIRS = {
     "status: eval.json's k-NN not a number": Bad(["status", "t"], "eval.json is damaged", edit_json(EVAL, knn_as_text)),
     "status: summary.json not JSON": Bad(["status", "t"], "summary.json is damaged", write_text(SUMMARY, "\x00")),
     "status: eval.json of another shape": Bad(["status", "t"], "eval.json is damaged", write_text(EVAL, '{"knn": 3}')),
+    "status: job.json's pid not a number": Bad(
+        ["status", "t"], "job.json is damaged (pid is 'abc')", edit_json(SUBMISSION, local_pid_abc)
+    ),
     "status: config.yaml lost": Bad(["status", "t"], "config.yaml is missing", remove(CONFIG)),
     "eval: summary.json's compute not a mapping": Bad(
         ["eval", "runs/t"], "summary.json is damaged", edit_json(SUMMARY, lambda s: s.update(compute=5))
@@ -129,6 +143,8 @@ BAD_RUNDIRS = {
     "eval: config.yaml lost": Bad(["eval", "runs/t/{run}"], "config.yaml is missing", remove(CONFIG)),
     "eval: config edited after training": Bad(["eval", "runs/t/{run}"], "not to its run id", EDITED),
     "eval: eval section edited": Bad(["eval", "runs/t/{run}"], "copy its folder under a name", EVAL_EDITED),
+    "eval: config.yaml emptied": Bad(["eval", "runs/t/{run}"], "damaged (empty)", write_text(CONFIG, " ")),
+    "eval: eval.json is a folder": Bad(["eval", "runs/t/{run}"], "eval.json is not a file", eval_json_folder),
     "eval: features/ is a file": Bad(["eval", "runs/t/{run}"], "features is not a folder", features_file),
     "eval: a sweep with one damaged run": Bad(["eval", "runs/t"], "ijepa-ffffffffff/summary.json", second_run_damaged),
     "eval --executor: state.json without a state": Bad(
