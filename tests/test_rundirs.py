@@ -64,11 +64,6 @@ def remove(name: str):
     return setup
 
 
-def features_file(tmp):
-    shutil.rmtree(run_dir(tmp) / "features")
-    (run_dir(tmp) / "features").write_text("not a folder")
-
-
 def local_pid_abc(job):
     """A local run's job.json whose pid is no number (launch.run_state would int() it)."""
     job.update(executor="local", host=socket.gethostname(), pid="abc")
@@ -145,7 +140,6 @@ BAD_RUNDIRS = {
     "eval: eval section edited": Bad(["eval", "runs/t/{run}"], "copy its folder under a name", EVAL_EDITED),
     "eval: config.yaml emptied": Bad(["eval", "runs/t/{run}"], "damaged (empty)", write_text(CONFIG, " ")),
     "eval: eval.json is a folder": Bad(["eval", "runs/t/{run}"], "eval.json is not a file", eval_json_folder),
-    "eval: features/ is a file": Bad(["eval", "runs/t/{run}"], "features is not a folder", features_file),
     "eval: a sweep with one damaged run": Bad(["eval", "runs/t"], "ijepa-ffffffffff/summary.json", second_run_damaged),
     "eval --executor: state.json without a state": Bad(
         ["eval", "runs/t", "--executor", "debug"], "state.json is damaged", write_text(STATE, '{"token": "x"}')

@@ -177,9 +177,8 @@ def trained_config(run_dir: Path) -> RunConfig:
     its files is damaged, it was made by an older jepa-bench, or its config.yaml is not the one it was
     made with (rundir.config_changed): a run named by its id (`bench sweep`'s folders) must still hash
     to it, eval section included; a folder of another name (`bench train --out`) must keep the training
-    settings it was trained with, and may change its eval section to be evaluated again. A feature
-    cache that is not a folder, or an eval.json that is not a file, is refused here too, before
-    anything is evaluated."""
+    settings it was trained with, and may change its eval section to be evaluated again. An eval.json
+    that is not a file is refused here too, before anything is evaluated."""
     summary = read_summary(run_dir)
     if not (run_dir / CHECKPOINT).is_file() or not summary or summary.get("status") != "done":
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
@@ -188,10 +187,8 @@ def trained_config(run_dir: Path) -> RunConfig:
     changed = config_changed(run_dir, cfg)
     if changed:
         raise BenchError(f"{run_dir / CONFIG} was changed after training: {changed}")
-    cache, record = run_dir / FEATURES, run_dir / EVAL
-    if cache.exists() and not cache.is_dir():
-        raise BenchError(f"{cache} is not a folder (the feature cache): delete it, evaluation computes it again")
-    if record.exists() and not record.is_file():
+    record = run_dir / EVAL
+    if record.exists() and not record.is_file():  # found before the evaluation, not when writing its result
         raise BenchError(f"{record} is not a file: delete it, evaluation writes it again")
     return cfg
 
