@@ -165,13 +165,18 @@ def status(
     target: TargetArgument,
     root: RootOption = Path("runs"),
 ) -> None:
-    """Show a table of a sweep's runs and their states."""
+    """Show a table of a sweep's runs and their states (a run with a damaged file reads `damaged`; exit 2)."""
     from bench.results import status_table
 
-    table = status_table(sweep_dir(target, root))
+    folder = sweep_dir(target, root)
+    table = status_table(folder)
     if table.empty:
-        raise BenchError(f"no runs under {sweep_dir(target, root)}")
+        raise BenchError(f"no runs under {folder}")
     print_table(table)
+    damaged = table.attrs["damaged"]
+    if damaged:  # every healthy run is shown above; the damage is said once, and the exit code says it too
+        more = f" (and {len(damaged) - 1} other damaged run(s) in the table)" if len(damaged) > 1 else ""
+        raise BenchError(damaged[0] + more)
 
 
 @app.command()
@@ -198,35 +203,23 @@ def results_path(out: Path) -> Path:
 
 
 def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
-    from bench.config import CONFIG_VERSION, read_config
     from bench.evals.run import reference
     from bench.results import collate as make_table
-    from bench.results import leaderboards, run_dirs
-    from bench.rundir import edited_after_training
+    from bench.results import leaderboards, read_runs, run_dirs
 
     folder = sweep_dir(target, root)
     dirs = run_dirs(folder)
     if not dirs:
         raise BenchError(f"no runs under {folder}")
-    configs = [read_config(d / "config.yaml") for d in dirs]
-    # never a silent mix: runs made by another version of the code, or whose training settings were
-    # edited after training, are left out with one line each kind
-    for why, bad in (
-        (
-            f"made by another jepa-bench (config version other than {CONFIG_VERSION})",
-            lambda d, c: c.version != CONFIG_VERSION,
-        ),
-        ("whose config.yaml was changed after training", edited_after_training),
-    ):
-        left_out = [d for d, c in zip(dirs, configs, strict=True) if bad(d, c)]
-        if left_out:
-            typer.echo(
-                f"skipping {len(left_out)} run(s) of {folder} {why}: their numbers mean something else", err=True
-            )
-            configs = [c for d, c in zip(dirs, configs, strict=True) if d not in left_out]
-            dirs = [d for d in dirs if d not in left_out]
-    if not dirs:
-        raise BenchError(f"no run under {folder} can be tabled (see above); run the sweep again")
+    # never a silent mix: runs with a damaged file, made by another version of the code, or whose
+    # config.yaml was edited after training are left out, with one line each damaged run and each kind
+    runs, left_out = read_runs(folder, dirs)
+    if not runs:
+        more = f" (and {len(left_out) - 1} more reason(s))" if len(left_out) > 1 else ""
+        raise BenchError(f"no run under {folder} can be tabled: {left_out[0]}{more}")
+    for why in left_out:
+        typer.echo(f"skipping {why}", err=True)
+    configs = [run.config for run in runs]
     refs = {}
     if references:  # raw pixels, and each evaluated encoder as its method initialises it (unless the sweep
         # has its own init runs, budget 0, one per seed: random_init)
@@ -239,7 +232,7 @@ def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tupl
             where = f"{method}, {backbone}" if len(backbones) > 1 else method
             name = "random" if len(kinds) == 1 else f"random ({where})"
             refs[name] = reference("random", cfg, root / "references")
-    table = make_table(folder, refs, dirs)
+    table = make_table(folder, refs, runs)
     if metric not in table:
         raise BenchError(f"no run of {folder.name} has a {metric!r} result yet (evaluate them: bench eval)")
     return folder, leaderboards(table, metric)
@@ -322,7 +315,13 @@ def evaluate(
     ] = None,
     profile: ProfileOption = None,
 ) -> None:
-    """Evaluate finished runs: k-NN, few-shot k-NN, linear and low-shot probes (writes eval.json)."""
+    """Evaluate finished runs: k-NN, few-shot k-NN, linear and low-shot probes (writes eval.json).
+
+    Every run is checked before any is evaluated: a damaged file (eval.json aside: evaluating rewrites
+    it) or a config.yaml changed since training refuses the whole call, with one line; runs of a
+    sweep folder that are not trained yet are skipped. A run named by its id (bench sweep's folders)
+    is scored with the config its id is the hash of: to score it with other eval settings, copy its
+    folder under a name of your own, edit the copy's eval section and evaluate the copy."""
     from bench import slurm
     from bench.evals.run import evaluate_run, trained_config
     from bench.launch import (
@@ -337,35 +336,56 @@ def evaluate(
         trained,
     )
     from bench.results import run_dirs
-    from bench.rundir import CONFIG
+    from bench.rundir import RUN_FILES, read_run_config, read_state, read_submission, read_summary
 
     setup_logging()
     if not target.exists():
         raise BenchError(f"{target} does not exist")
-    dirs = [target] if (target / CONFIG).is_file() else run_dirs(target)
+    if any((target / name).exists() for name in RUN_FILES):  # a run folder (its config.yaml may be lost)
+        dirs = [target]
+    else:
+        dirs = run_dirs(target)
     if not dirs:
         raise BenchError(f"{target} holds no run folders")
     if executor is not None:
         EXECUTORS.get(executor)
+    for run_dir in dirs:  # damage anywhere refuses the whole call, before anything is evaluated or submitted
+        read_run_config(run_dir)
+        read_state(run_dir)
+        read_submission(run_dir)
+        read_summary(run_dir)
+    finished = [d for d in dirs if trained(d)] if len(dirs) > 1 else dirs  # one run: trained_config says why not
+    if not finished:
+        raise BenchError(f"none of the {len(dirs)} run(s) under {target} is trained yet")
+    configs = {d: trained_config(d) for d in finished}  # a config changed since training refuses the call too
+    unfinished = f", {len(dirs) - len(finished)} not trained yet" if len(finished) < len(dirs) else ""
+    if executor is not None:
         folder = target.parent if target in dirs and len(dirs) == 1 else target
         options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
-        with sweep_lock(folder):  # a run a job owns, or one not trained yet, is left alone
+        with sweep_lock(folder):  # a run a job owns is left alone
             queue = Queue()
-            ready = [d for d in dirs if not run_state(d, queue)["active"] and trained(d)]
+            ready = [d for d in finished if not run_state(d, queue)["active"]]
             if not ready:
                 raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
-            tasks = [Task(trained_config(d), d, train=False) for d in ready]
+            tasks = [Task(configs[d], d, train=False) for d in ready]
             jobs = submit(tasks, folder / "submitit", executor, options)
         ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
-        skipped = f", {len(dirs) - len(ready)} skipped (training or owned by a job)" if len(ready) < len(dirs) else ""
+        owned = len(finished) - len(ready)
+        skipped = f", {owned} skipped (owned by a job)" if owned else ""
         typer.echo(
-            f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}{skipped}"
+            f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}"
+            f"{skipped}{unfinished}"
         )
         return
-    for run_dir in dirs:
+    for run_dir in finished:
         record = evaluate_run(run_dir)
+        if "knn" not in record:  # a tuning run: scored on the validation split alone
+            typer.echo(f"{run_dir}: validation k-NN@20 {record['val']['knn@20']:.2f}")
+            continue
         knn = "  ".join(f"k={k}: {v:.2f}" for k, v in record["knn"]["top1"].items())
         typer.echo(f"{run_dir}: k-NN {knn}; linear {record['linear']['top1']:.2f}")
+    if unfinished:
+        typer.echo(f"{len(finished)} run(s) evaluated{unfinished}")
 
 
 @app.command()

@@ -456,8 +456,10 @@ def config_hash(cfg: RunConfig) -> str:
 
 
 def training_hash(cfg: RunConfig) -> str:
-    """The hash of everything but the `eval` section: what a checkpoint was trained with. Editing the
-    eval section of a trained run (eval.encoder: teacher, another probe) and evaluating again is fine."""
+    """The hash of everything but the `eval` section: what a checkpoint was trained with (recorded in
+    summary.json). A folder `bench sweep` named by its run id must still hash to that id, eval section
+    included; in a folder of a name of one's own (`bench train --out`, or a copy of a sweep's run),
+    editing the eval section (eval.encoder: teacher, another probe) and evaluating again is fine."""
     trained = {k: v for k, v in to_dict(cfg).items() if k != "eval"}
     return hashlib.sha1(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:10]
 

@@ -443,9 +443,7 @@ def trim_metrics(path: Path, step: int) -> float:
         return 0.0
     # a line a crash cut (or any line that is not a record) is dropped with the lost steps
     lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)
-    records = [
-        r if isinstance(r := parse_record(line), dict) and isinstance(r.get("step"), int) else None for line in lines
-    ]
+    records = [parse_record(line) for line in lines]
     kept = [line for line, r in zip(lines, records, strict=True) if r is not None and r["step"] <= step]
     dropped = [r for r in records if r is not None and r["step"] > step]
     if len(kept) != len(lines):

@@ -2,7 +2,10 @@
 
 `status_table` says where each run of a sweep stands; `collate` makes the leaderboard, a
 row per run (method, backbone, the config keys that differ between the sweep's runs,
-budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row.
+budget, compute used, k-NN top-1 per k, seed) plus the raw-pixel reference row. A run with a
+damaged file reads `damaged` in the first and is left out of the second (`read_runs` says why),
+next to every healthy run; so is, from the tables, a run whose config.yaml is no longer the one
+it was made with.
 
 Each run has a role: `headline` (the rows the comparison is about), `tuning` (a sweep's search,
 scored on validation only: no test numbers; its compute is reported apart, `tuning_flops`) or
@@ -16,14 +19,33 @@ separate (p >= 0.05) are tied (`ranking`).
 
 import json
 import math
-from dataclasses import asdict
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from bench.config import read_config, to_dict
-from bench.rundir import CONFIG, EVAL, METRICS, SUMMARY, last_record, read_json
+from bench.config import CONFIG_VERSION, RunConfig, to_dict
+from bench.errors import DamagedFile
+from bench.rundir import (
+    CONFIG,
+    EVAL,
+    METRICS,
+    RUN_FILES,
+    config_changed,
+    is_number,
+    last_record,
+    read_json,
+    read_run_config,
+    read_state,
+    read_submission,
+    read_summary,
+)
+
+if TYPE_CHECKING:
+    from bench.launch import Queue  # imported where used: launch pulls in submitit
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
 GAIN_METRICS = ("knn@20", "linear", "linear_1%")
@@ -33,37 +55,121 @@ BARELY_MOVED = 0.05  # an evaluated encoder whose weights moved < 5 % of their n
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{CONFIG}"))
+    """The run folders of a sweep folder: each sub-folder with a config.yaml, or with another file a run
+    writes (a run whose config.yaml was lost: reading it says so, rather than the run vanishing)."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        return []
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and any((p / name).exists() for name in RUN_FILES))
+
+
+STATUS_COLUMNS = ("run", "state", "job", "queue", "step", "progress", "loss", "knn@20", "error")
 
 
 def status_table(sweep_dir: Path) -> pd.DataFrame:
     """A row per run: its state (SLURM's view of its job beside it), progress, loss, k-NN@20 and,
-    for a failed or crashed run, the last line of its error."""
+    for a failed or crashed run, the last line of its error. A run with a damaged file (not JSON,
+    the wrong shape, config.yaml missing) reads `damaged`, the file named in `error`, and the
+    others are shown as ever; `attrs["damaged"]` holds each damaged run's one-line message. The
+    configs are not parsed here (a thousand runs in well under a second): collate and eval check them."""
+    from bench.launch import Queue
+
+    queue, rows, damaged = Queue(), [], []
+    for run_dir in run_dirs(sweep_dir):
+        try:
+            rows.append(status_row(run_dir, queue))
+        except DamagedFile as e:
+            damaged.append(str(e))
+            rows.append({"run": run_dir.name, "state": "damaged", "error": str(e).replace(f"{run_dir}{os.sep}", "")})
+    table = pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
+    table.attrs["damaged"] = damaged
+    return table
+
+
+def status_row(run_dir: Path, queue: "Queue") -> dict:
+    """One run's row of status_table; DamagedFile when one of the files it reads is damaged."""
+    from bench.launch import run_state
+
+    if not (run_dir / CONFIG).is_file():
+        read_run_config(run_dir)  # says which file is missing
+    read_state(run_dir)  # the shapes run_state relies on
+    read_submission(run_dir)
+    read_summary(run_dir)
+    state = run_state(run_dir, queue)
+    metrics = last_record(run_dir / METRICS)
+    evaluation = read_eval(run_dir)
+    job = state.get("eval_job_id") if state["state"] in ("evaluating", "trained") else state.get("job_id")
+    return {
+        "run": run_dir.name,
+        "state": state["state"],
+        "job": job or state.get("job_id", ""),
+        "queue": state.get("queue", ""),
+        "step": metrics["step"] if metrics else 0,
+        "progress": round(metrics["progress"], 3) if is_number(metrics.get("progress")) else 0.0,
+        "loss": metrics["loss"] if is_number(metrics.get("loss")) else None,
+        "knn@20": evaluation.get("knn@20"),
+        "error": state.get("error", "") if state["state"] in ("failed", "crashed") else "",
+    }
+
+
+def read_eval(run_dir: Path) -> dict:
+    """eval.json's columns (eval_columns); {} when there is none; DamagedFile when it is not an
+    evaluation record (a key missing, a number that is not one)."""
+    path = run_dir / EVAL
+    record = read_json(path) or {}
+    try:
+        columns = eval_columns(record)
+    except (KeyError, TypeError, AttributeError):  # what indexing a record of another shape raises
+        columns = None
+    texts = ("encoder", "linear_view")
+    if columns is None or not all(is_number(v) for k, v in columns.items() if k not in texts):
+        raise DamagedFile(f"{path} is damaged (not an evaluation record): run `bench eval {run_dir}` to redo it")
+    return columns
+
+
+@dataclass
+class RunFiles:
+    """What the tables read of one run folder, read once and checked."""
+
+    run_dir: Path
+    config: RunConfig
+    summary: dict  # summary.json ({} before training ends)
+    state: dict  # launch.run_state: where it stands, as `bench status` says
+    evaluation: dict  # eval.json's columns
+
+
+def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[RunFiles], list[str]]:
+    """The runs of a sweep folder (or `dirs`, some of them) that can be tabled, and why the others were
+    left out: one line per damaged run, naming its file, and one per kind — made by another version
+    of jepa-bench, or config.yaml changed since the run was made (rundir.config_changed). Never a
+    silent mix: those numbers mean something else."""
     from bench.launch import Queue, run_state
 
-    queue, rows = Queue(), []
-    for run_dir in run_dirs(sweep_dir):
-        state = run_state(run_dir, queue)
-        metrics = last_record(run_dir / METRICS)
-        evaluation = read_json(run_dir / EVAL) or {}
-        job = state.get("eval_job_id") if state["state"] in ("evaluating", "trained") else state.get("job_id")
-        rows.append(
-            {
-                "run": run_dir.name,
-                "state": state["state"],
-                "job": job or state.get("job_id", ""),
-                "queue": state.get("queue", ""),
-                "step": metrics.get("step", 0),
-                "progress": round(metrics.get("progress", 0.0), 3),
-                "loss": metrics.get("loss"),
-                "knn@20": evaluation.get("knn", {}).get("top1", {}).get("20"),
-                "error": state.get("error", "") if state["state"] in ("failed", "crashed") else "",
-            }
-        )
-    return pd.DataFrame(rows)
+    dirs = run_dirs(sweep_dir) if dirs is None else dirs
+    queue, runs, damaged, other_version, edited = Queue(), [], [], [], []
+    for run_dir in dirs:
+        try:
+            cfg = read_run_config(run_dir)
+            if cfg.version != CONFIG_VERSION:
+                other_version.append(run_dir)
+            elif config_changed(run_dir, cfg):
+                edited.append(run_dir)
+            else:
+                read_state(run_dir)  # the shapes run_state relies on
+                read_submission(run_dir)
+                summary = read_summary(run_dir) or {}
+                runs.append(RunFiles(run_dir, cfg, summary, run_state(run_dir, queue), read_eval(run_dir)))
+        except DamagedFile as e:
+            damaged.append(f"run {run_dir.name}: {e}")
+    kinds = (
+        (other_version, f"made by another jepa-bench (config version other than {CONFIG_VERSION})"),
+        (edited, "whose config.yaml was changed after training"),
+    )
+    left_out = [f"{len(d)} run(s) of {sweep_dir} {why}: their numbers mean something else" for d, why in kinds if d]
+    return runs, damaged + left_out
 
 
-def flat_config(run_dir: Path) -> dict:
+def flat_config(cfg: RunConfig) -> dict:
     """The run's resolved config as {dotted key: value} (lists for tuples)."""
     flat: dict = {}
 
@@ -74,7 +180,6 @@ def flat_config(run_dir: Path) -> dict:
             else:
                 flat[prefix + key] = value
 
-    cfg = read_config(run_dir / CONFIG)
     full = json.loads(json.dumps(asdict(cfg)))  # ADDED_LATER fields too, so their values show
     own = to_dict(cfg).keys()  # the run's own method section only
     walk({k: v for k, v in full.items() if k in own}, "")
@@ -88,11 +193,12 @@ def varying_keys(configs: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(c[k]) for c in configs if k in c}) > 1]
 
 
-def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
-    summary = read_json(run_dir / SUMMARY) or {}
-    evaluation = read_json(run_dir / EVAL) or {}
-    compute = summary.get("compute", {})
-    row = {"run": run_dir.name, "method": config["method"], "backbone": config["backbone"]}
+def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
+    """A run's row. `status`: how its training ended (summary.json: done, failed) once it has; before
+    that, where it stands as `bench status` says (new, submitted, running, ..., and failed or crashed
+    for a run that ended before its first step), with the reason in `error`."""
+    compute = run.summary.get("compute", {})
+    row = {"run": run.run_dir.name, "method": config["method"], "backbone": config["backbone"]}
     row |= {k: config.get(k) for k in keys}
     row |= {
         "budget_kind": config["budget.kind"],
@@ -104,9 +210,14 @@ def run_row(run_dir: Path, config: dict, keys: list[str]) -> dict:
         "epochs": compute.get("epochs"),
         "budget_used": compute.get("budget_used"),
     }
-    row |= eval_columns(evaluation)
+    row |= run.evaluation
     role = "tuning" if config.get("eval.scope") == "val" else "init" if config["budget.value"] == 0 else "headline"
-    row |= {"seed": config["seed"], "role": role, "status": summary.get("status", "pending")}
+    if "status" in run.summary:
+        status, error = run.summary["status"], run.summary.get("reason") or run.state.get("error", "")
+    else:
+        status, error = run.state["state"], run.state.get("error", "")
+    error = error if status in ("failed", "crashed") else ""
+    row |= {"seed": config["seed"], "role": role, "status": status, "error": error}
     return row
 
 
@@ -140,12 +251,15 @@ def eval_columns(record: dict) -> dict:
     return columns
 
 
-def collate(sweep_dir: Path, references: dict[str, dict] | None = None, dirs: list[Path] | None = None) -> pd.DataFrame:
-    """Leaderboard of a sweep folder (or of `dirs`, some of its runs), best k-NN@20 first, reference rows last."""
-    dirs = run_dirs(sweep_dir) if dirs is None else dirs
-    configs = [flat_config(d) for d in dirs]
+def collate(
+    sweep_dir: Path, references: dict[str, dict] | None = None, runs: list[RunFiles] | None = None
+) -> pd.DataFrame:
+    """Leaderboard of a sweep folder (or of `runs`, as read_runs gives them), best k-NN@20 first,
+    reference rows last. Runs read_runs leaves out are not in it."""
+    runs = read_runs(sweep_dir)[0] if runs is None else runs
+    configs = [flat_config(run.config) for run in runs]
     keys = varying_keys(configs)
-    rows = [run_row(d, c, keys) for d, c in zip(dirs, configs, strict=True)]
+    rows = [run_row(run, c, keys) for run, c in zip(runs, configs, strict=True)]
     table = pd.DataFrame(rows)
     table.attrs["varied"] = keys
     table = add_gains(table)

@@ -10,11 +10,17 @@
         summary.json    the training summary: status and compute used
         eval.json       the evaluation: k-NN, few-shot, linear and low-shot probes
 
+A sweep names each folder by its run id, `<method>-<10 hex>` (bench/sweep.py's `run_id`: the hash
+of the whole config); `bench train --out` folders may have any name. A file here that can no longer
+be read raises `DamagedFile`, one line naming it; the commands that read many runs (status, collate)
+say so for that run and go on with the others.
+
 No torch here: `bench status` reads a thousand run folders in well under a second.
 """
 
 import json
 import os
+import re
 from pathlib import Path
 
 from bench.config import RunConfig, check_version, config_hash, read_config, training_hash, write_config
@@ -23,6 +29,9 @@ from bench.errors import BenchError, DamagedFile
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
 METRICS, CHECKPOINT, SUMMARY, EVAL = "metrics.jsonl", "checkpoint.pt", "summary.json", "eval.json"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+RUN_FILES = (CONFIG, SUBMISSION, STATE, METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, SUMMARY, EVAL)
+RUN_ID = re.compile(r"[a-z0-9_]+-[0-9a-f]{10}")  # how bench sweep names a run folder: <method>-<10 hex>
+REDO = "restore it, or delete its run folder to redo the run"
 
 
 def write_json(obj: dict, path: Path) -> None:
@@ -34,24 +43,105 @@ def write_json(obj: dict, path: Path) -> None:
 
 def read_json(path: Path) -> dict | None:
     """The JSON object in `path`; None when there is no such file; DamagedFile (one line naming the
-    file) when it is not a JSON object: truncated, overwritten, not UTF-8."""
-    if not path.is_file():
+    file) when it is not a JSON object: truncated, overwritten, not UTF-8, a folder."""
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise DamagedFile(f"{path} is damaged (not a file): {REDO}")
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        raise DamagedFile(f"{path} is damaged (not a JSON object): restore it, or delete its run folder to redo it")
+        raise DamagedFile(f"{path} is damaged (not a JSON object): {REDO}")
     return data
 
 
-def parse_record(line: str) -> dict | None:
-    """One metrics.jsonl line; None for a line a crash left half-written."""
+# the fields of state.json and job.json that launch.run_state reads, and their types (null: unset)
+LAUNCH_FIELDS = {
+    "state": str,
+    "token": str,
+    "host": str,
+    "executor": str,
+    "error": str,
+    "log": str,
+    "eval_log": str,
+    "pid": int,
+    "launcher_pid": int,
+    "job_id": str | int,
+    "eval_job_id": str | int,
+}
+
+
+def read_launch_record(path: Path) -> dict | None:
+    """state.json or job.json, checked: each field launch.run_state reads of the type it expects."""
+    record = read_json(path)
+    for key, kind in LAUNCH_FIELDS.items():
+        value = (record or {}).get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise DamagedFile(f"{path} is damaged ({key} is {value!r}): {REDO}")
+    return record
+
+
+def read_state(run_dir: Path) -> dict | None:
+    """state.json, checked: its fields of the right types and, unless it is empty, a `state`."""
+    state = read_launch_record(run_dir / STATE)
+    if state and "state" not in state:
+        raise DamagedFile(f"{run_dir / STATE} is damaged (no state in it): {REDO}")
+    return state
+
+
+def read_submission(run_dir: Path) -> dict | None:
+    """job.json, checked: its fields of the right types."""
+    return read_launch_record(run_dir / SUBMISSION)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """summary.json, checked: its status a string, its compute a mapping of numbers (DamagedFile otherwise)."""
+    summary = read_json(run_dir / SUMMARY)
+    if summary is None:
+        return None
+    compute = summary.get("compute", {})
+    if not (
+        isinstance(summary.get("status", ""), str)
+        and isinstance(compute, dict)
+        and all(v is None or is_number(v) for v in compute.values())
+    ):
+        raise DamagedFile(f"{run_dir / SUMMARY} is damaged (not a training summary): {REDO}")
+    return summary
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The run's config.yaml; DamagedFile naming it when it is missing or is no config (malformed,
+    not UTF-8, an unknown key, a value of the wrong type). A config of another version is returned:
+    each caller refuses it (check_version) in its own words."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise DamagedFile(f"{path} is {'not a file' if path.exists() else 'missing'}: {REDO}")
+    if not path.read_bytes().strip():  # yaml reads nothing as {}: a version-1 config, which it is not
+        raise DamagedFile(f"{path} is damaged (empty): {REDO}")
     try:
-        return json.loads(line)
+        return read_config(path)
+    except UnicodeDecodeError:
+        reason = "not UTF-8"
+    except BenchError as e:
+        reason = str(e).removeprefix(f"{path}: ")  # the file is named once, here
+    raise DamagedFile(f"{path} is damaged ({reason}): {REDO}")
+
+
+def parse_record(line: str) -> dict | None:
+    """One metrics.jsonl record (a JSON object with its integer step); None for a line a crash left
+    half-written, or any other garbage."""
+    try:
+        record = json.loads(line)
     except json.JSONDecodeError:
         return None
+    ok = isinstance(record, dict) and isinstance(record.get("step"), int) and not isinstance(record["step"], bool)
+    return record if ok else None
 
 
 def last_record(path: Path, tail: int = 4096) -> dict:
@@ -77,11 +167,38 @@ def last_line(path: Path | str | None, tail: int = 4096) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
-def edited_after_training(run_dir: Path, cfg: RunConfig) -> bool:
-    """Whether the training part of the run's config no longer hashes to what training recorded in
-    summary.json (runs trained before the hash was recorded: never)."""
-    recorded = (read_json(run_dir / SUMMARY) or {}).get("train_config_hash")
-    return recorded is not None and recorded != training_hash(cfg)
+def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
+    """Why `cfg` (the run's config.yaml) is not the config the run was made with, with what to do;
+    None when it is. A folder named like a run id must still hash to it: the id is the hash of the
+    whole config, the eval section too, so its eval.json always scores the config its name says.
+    A folder of another name (`bench train --out`) must have the training settings summary.json
+    recorded once trained (`train_config_hash`): its eval section may be edited and evaluated again."""
+    from bench.sweep import run_id  # the id's one formula (bench.sweep imports this module)
+
+    summary = read_summary(run_dir) or {}
+    recorded = summary.get("train_config_hash")
+    name = Path(run_dir).resolve().name  # `bench eval .` inside a run folder is checked by its id too
+    if RUN_ID.fullmatch(name):
+        if run_id(cfg) == name:
+            return None
+        if recorded == training_hash(cfg):
+            return (
+                f"only its eval section differs, yet it hashes to {run_id(cfg)}, not to its run id {name}; restore "
+                f"it, and to score this run with other eval settings copy its folder under a name of your own "
+                f"(cp -r {run_dir} runs/scratch/NAME), edit the copy's eval section and evaluate the copy"
+            )
+        return (
+            f"it hashes to {run_id(cfg)}, not to its run id {name}; restore it, or train the changed config "
+            "in a new folder"
+        )
+    if summary.get("status") == "done" and not isinstance(recorded, str):
+        raise DamagedFile(f"{run_dir / SUMMARY} is damaged (it records no train_config_hash): {REDO}")
+    if recorded is not None and recorded != training_hash(cfg):
+        return (
+            f"the hash of its training settings, {training_hash(cfg)}, is not the {recorded} it was trained "
+            "with; restore it, or train the changed config in a new folder"
+        )
+    return None
 
 
 def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
@@ -89,7 +206,7 @@ def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG
     if path.is_file():
-        existing = read_config(path)
+        existing = read_run_config(run_dir)
         check_version(existing, str(run_dir))
         if config_hash(existing) != config_hash(cfg):
             raise BenchError(f"{run_dir} holds a run with a different config; use a new folder")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import RunConfig, check_version, read_config, training_hash
+from bench.config import RunConfig, check_version, training_hash
 from bench.data import Split, TensorImages, load_split
 from bench.engine import load_checkpoint, select_device
 from bench.errors import BenchError
@@ -35,7 +35,7 @@ from bench.evals.lowshot import (
     stratified_subset,
 )
 from bench.methods import build_method, eval_encoder
-from bench.rundir import CHECKPOINT, CONFIG, EVAL, SUMMARY, edited_after_training, read_json, write_json
+from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_json, read_run_config, read_summary, write_json
 
 log = logging.getLogger(__name__)
 
@@ -173,27 +173,32 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
 
 
 def trained_config(run_dir: Path) -> RunConfig:
-    """The config a finished run was trained with; one clear error when the run is not finished, was
-    made by an older jepa-bench, or the training part of its config.yaml no longer hashes to what
-    training recorded (the eval section may change: that is a re-evaluation)."""
-    summary = read_json(run_dir / SUMMARY)
+    """The config a finished run was trained with; one clear error when the run is not finished, one of
+    its files is damaged, it was made by an older jepa-bench, or its config.yaml is not the one it was
+    made with (rundir.config_changed): a run named by its id (`bench sweep`'s folders) must still hash
+    to it, eval section included; a folder of another name (`bench train --out`) must keep the training
+    settings it was trained with, and may change its eval section to be evaluated again. An eval.json
+    that is not a file is refused here too, before anything is evaluated."""
+    summary = read_summary(run_dir)
     if not (run_dir / CHECKPOINT).is_file() or not summary or summary.get("status") != "done":
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
-    cfg = read_config(run_dir / CONFIG)
+    cfg = read_run_config(run_dir)
     check_version(cfg, str(run_dir))
-    if edited_after_training(run_dir, cfg):
-        raise BenchError(
-            f"{run_dir / CONFIG} was changed after training (the hash of its training settings, "
-            f"{training_hash(cfg)}, is not the {summary['train_config_hash']} it was trained with); restore it, "
-            "or train the changed config in a new folder"
-        )
+    changed = config_changed(run_dir, cfg)
+    if changed:
+        raise BenchError(f"{run_dir / CONFIG} was changed after training: {changed}")
+    record = run_dir / EVAL
+    if record.exists() and not record.is_file():  # found before the evaluation, not when writing its result
+        raise BenchError(f"{record} is not a file: delete it, evaluation writes it again")
     return cfg
 
 
 def evaluate_run(run_dir: Path) -> dict:
     """The full protocol on the encoder `eval.encoder` names (auto: the one the method's official
     code evaluates — I-JEPA's EMA target encoder, the student of MAE and the data2vecs), to eval.json,
-    which names it."""
+    which names it. Refused before anything is computed or written when `trained_config` refuses
+    (unfinished, damaged, another version, config.yaml changed since training): bench eval and the
+    job's evaluation after training both come through here."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise BenchError(f"{run_dir} is not a run folder (no {CONFIG})")
