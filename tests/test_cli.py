@@ -137,7 +137,7 @@ BAD_SWEEPS = {
     "negative budget": ("budget: {kind: flops, value: -1.0e+9}\n", "budget.value must be > 0"),
     "no budget": ("base: {}\n", "needs one budget"),
     "bad axis": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.nope: [1, 2]}\n", "unknown key 'ijepa.mask.nope'"),
-    "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {seed: 3}\n", "non-empty list"),
+    "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {optim.lr_factor: 3}\n", "non-empty list"),
     "bad value": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.mode: [sideways]}\n", "not one of"),
     "missing data": ("budget: {kind: steps, value: 1}\nbase: {data.root: /no/such/dir}\n", "does not exist"),
     "budget not a mapping": ("budget: 5\n", "budget must be a mapping"),
