@@ -69,7 +69,7 @@ def check_folder_option(path: Path, option: str) -> None:
     file, or when a name in it is longer than the file system takes."""
     too_long = next((part for part in path.parts if len(part.encode()) > 255), None)
     if too_long is not None:
-        raise BenchError(f"{option} {path}: the name {too_long[:20]}... is longer than 255 bytes")
+        raise BenchError(f"{option}: the name {too_long[:20]}... is longer than the 255 bytes a file system takes")
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():

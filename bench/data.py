@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
@@ -160,7 +160,8 @@ def load_image(path: str) -> Image.Image:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise UnreadableImage(f"{path} is not a readable image ({e}): replace or remove it") from None
+        why = "PIL cannot identify it" if isinstance(e, UnidentifiedImageError) else str(e)
+        raise UnreadableImage(f"{path} is not a readable image ({why}): replace or remove it") from None
 
 
 @SCANS.register("imagefolder")
@@ -255,8 +256,8 @@ def check_available(cfg: DataConfig) -> None:
 
 def check_dataset(cfg: DataConfig) -> int:
     """check_available, then the dataset's scan (SCANS); the training split's size. Once per dataset
-    (name, root, subset) per process."""
-    key = (cfg.name, cfg.root, cfg.subset)
+    (name, root, subset; the paths resolved, as a process may change folders) per process."""
+    key = (cfg.name, *(str(Path(p).resolve()) if p is not None else None for p in (cfg.root, cfg.subset)))
     if key not in _scanned:
         check_available(cfg)
         if cfg.subset and cfg.name != "imagefolder":

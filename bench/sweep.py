@@ -174,7 +174,7 @@ def _seeds(value, path: Path) -> list[int]:
 
 def sweep_name(data: dict, path: Path) -> str:
     """The sweep's name (default: the file's stem): the name of its folder under --root."""
-    name = data.get("name", path.stem)
+    name = path.stem if data.get("name") is None else data["name"]
     if not isinstance(name, str):
         raise BenchError(f"{path}: name must be a string, got {name!r}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) or len(name) > NAME_LENGTH:

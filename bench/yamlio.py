@@ -138,6 +138,8 @@ def describe(e: yaml.YAMLError) -> str:
     """One line for a YAML error: what is wrong and the line where it is."""
     if isinstance(e, _Refused):
         return f"{e.message}{f' at line {e.line}' if e.line else ''}"
+    if isinstance(e, yaml.reader.ReaderError):  # a character YAML does not allow (a NUL, a control character)
+        return f"malformed YAML at offset {e.position}: {e.reason}"
     mark = getattr(e, "problem_mark", None)
     problem = getattr(e, "problem", None)
     where = f" at line {mark.line + 1}" if mark else ""
@@ -149,8 +151,10 @@ def read_yaml(path: Path, what: str = "file") -> Any:
     `what` names the file in the message when it does not exist ("config file", "sweep file")."""
     if path.is_dir():
         raise BenchError(f"{what} {path} is a folder, not a YAML file")
-    if not path.is_file():
+    if not path.exists():
         raise BenchError(f"{what} {path} does not exist")
+    if not path.is_file():  # a device or a pipe: it might never end
+        raise BenchError(f"{what} {path} is not a regular file")
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)
