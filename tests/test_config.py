@@ -272,3 +272,18 @@ def test_the_step_limit_keeps_derived_seeds_inside_torch():
     import torch
 
     torch.Generator().manual_seed((SEED_MAX * 1_000_003 + MAX_STEPS) * 1_000_033 + 1_281_167)
+
+
+def test_a_flop_or_time_budget_beyond_max_steps_fails_once_a_step_is_priced():
+    from bench.config import BudgetConfig
+    from bench.engine import Budget, Spent
+    from bench.errors import TrainingFailed
+
+    for kind, spent in (("flops", Spent(steps=1, flops=1e9)), ("device_hours", Spent(steps=1, device_seconds=0.01))):
+        budget = Budget(BudgetConfig(kind, 1e25 if kind == "flops" else 1e5), 10, spent)
+        budget.last_cost = budget.used()
+        with pytest.raises(TrainingFailed, match=f"{kind} is about .* steps of this run, more than the 1e\\+08"):
+            budget.check_length()
+    fits = Budget(BudgetConfig("flops", 1e16), 10, Spent(steps=1, flops=1e9))
+    fits.last_cost = 1e9
+    fits.check_length()  # 1e7 steps
