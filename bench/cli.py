@@ -1,6 +1,6 @@
 """The `bench` command.
 
-    bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block)
+    bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block); masks.yaml: the same
     bench status sweeps/masks.yaml    # where every run stands
     bench collate sweeps/masks.yaml   # the CSV leaderboard, printed
     bench eval runs/masks/RUN_ID      # (re-)evaluate a run folder, or every run of a sweep folder
@@ -145,6 +145,8 @@ def sweep(
         raise BenchError(f"--parallel must be >= 1, got {parallel}")
     check_folder_option(root, "--root")
     spec = load_sweep(sweep_file(file))
+    if (root / spec.name).exists() and not (root / spec.name).is_dir():
+        raise BenchError(f"{root / spec.name} is a file where sweep {spec.name}'s folder goes: move it or pass --root")
     name = executor or spec.executor or ("slurm" if slurm.available() else "local")
     EXECUTORS.get(name)  # an unknown executor fails here, with the valid ones, before anything runs
     options = LaunchOptions(parallel=parallel, slurm=slurm.slurm_config(spec.slurm, profile))

@@ -2,7 +2,9 @@
 dotted overrides (`optim.lr=5e-4`) on the command line.
 
 Every key is checked against the dataclasses: an unknown key fails with the valid keys
-listed, a value of the wrong type fails with the expected type. The resolved config is
+listed, a value of the wrong type fails with the expected type, a number outside its range
+(`RANGES`: every numeric field has one) fails with the range, and a budget of more than
+MAX_STEPS steps is refused. YAML is read within bench/yamlio.py's bounds. The resolved config is
 written into each run folder (`config.yaml`) and hashed into the run's id; it holds the
 section of its own method only, so adding a method never changes another's run ids.
 

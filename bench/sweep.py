@@ -1,6 +1,6 @@
 """Sweeps are data: a YAML file expands into runs with stable ids derived from their config.
 
-    name: masks                     # optional; defaults to the file's stem
+    name: masks                     # optional; defaults to the file's stem (1-64 of A-Z a-z 0-9 - _)
     executor: local                 # local | debug | slurm (default: slurm when sbatch is on PATH)
     slurm: {gpus_per_node: 8, tasks_per_node: 8, timeout_min: 240}   # see bench/slurm.py
     budget: {kind: flops, value: 3.0e+12}   # one budget for every run; a list of values
@@ -27,7 +27,11 @@ the encoder's initial weights) and is evaluated like the others: the initialisat
 are measured from, paired by seed.
 
 Every run is validated before anything is written: a malformed file, an unknown key or a
-bad value fails the whole sweep with one line.
+bad value fails the whole sweep with one line. So do a seed, grid value or budget listed twice,
+a grid or base that sets `seed` or `budget` (the sweep's own keys set them), and a sweep of more
+than MAX_RUNS runs; each distinct dataset is scanned once (bench/data.py).
+
+`bench sweep masks.yaml` with no masks.yaml here reads sweeps/masks.yaml (find_sweep_file).
 """
 
 import itertools

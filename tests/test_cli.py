@@ -359,6 +359,11 @@ BAD_INPUTS = {
     "sweep --root a file": Bad(
         ["sweep", "s.yaml", "--root", "f"], "--root f: f is a file", write("f", "x"), root=False
     ),
+    "sweep folder is a file": Bad(
+        ["sweep", "b.yaml"],
+        "runs/b is a file where sweep b's folder goes",
+        lambda t: [write("b.yaml", GOOD)(t), write("runs/b", "x")(t)],
+    ),
     "sweep of a missing file": Bad(["sweep", "nope.yaml"], "sweep file nope.yaml does not exist"),
     # bench train: its -c file, overrides and --out
     "train -c not UTF-8": bad_train(
