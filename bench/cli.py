@@ -1,6 +1,6 @@
 """The `bench` command.
 
-    bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block)
+    bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block); masks.yaml: the same
     bench status sweeps/masks.yaml    # where every run stands
     bench collate sweeps/masks.yaml   # the CSV leaderboard, printed
     bench eval runs/masks/RUN_ID      # (re-)evaluate a run folder, or every run of a sweep folder
@@ -54,13 +54,36 @@ def user_errors(fn):
     return wrapper
 
 
+def sweep_file(target: str | Path) -> Path:
+    """The sweep file a command names: the path, or sweeps/NAME for a bare name (said on stdout)."""
+    from bench.sweep import find_sweep_file
+
+    path, fell_back = find_sweep_file(target)
+    if fell_back:
+        typer.echo(f"sweep file: {path} ({target} is not a file here)")
+    return path
+
+
+def check_folder_option(path: Path, option: str) -> None:
+    """A folder the command will create or fill: refused at once when it, or a folder above it, is a
+    file, or when a name in it is longer than the file system takes."""
+    too_long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    if too_long is not None:
+        raise BenchError(f"{option}: the name {too_long[:20]}... is longer than the 255 bytes a file system takes")
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise BenchError(f"{option} {path}: {folder} is a file; {option} must name a folder")
+            return
+
+
 def sweep_dir(target: str, root: Path) -> Path:
     """A sweep file, a sweep folder or a sweep name → the sweep's folder under root."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
         from bench.sweep import load_sweep
 
-        return root / load_sweep(path).name
+        return root / load_sweep(sweep_file(path)).name
     folder = path if path.is_dir() else root / target
     if not folder.is_dir():
         raise BenchError(f"no sweep folder {folder} (run `bench sweep FILE` first, or pass --root)")
@@ -101,7 +124,7 @@ def print_table(table, title: str | None = None) -> None:
 @app.command()
 @user_errors
 def sweep(
-    file: Annotated[Path, typer.Argument(help="Sweep YAML, e.g. sweeps/masks.yaml.")],
+    file: Annotated[Path, typer.Argument(help="Sweep YAML, e.g. sweeps/masks.yaml (or masks.yaml: found in sweeps/).")],
     root: RootOption = Path("runs"),
     executor: Annotated[
         str | None, typer.Option(help="local | debug | slurm (default: the sweep's, else slurm when sbatch is here)")
@@ -118,7 +141,12 @@ def sweep(
     from bench.launch import wait as wait_for
     from bench.sweep import load_sweep
 
-    spec = load_sweep(file)
+    if parallel < 1:
+        raise BenchError(f"--parallel must be >= 1, got {parallel}")
+    check_folder_option(root, "--root")
+    spec = load_sweep(sweep_file(file))
+    if (root / spec.name).exists() and not (root / spec.name).is_dir():
+        raise BenchError(f"{root / spec.name} is a file where sweep {spec.name}'s folder goes: move it or pass --root")
     name = executor or spec.executor or ("slurm" if slurm.available() else "local")
     EXECUTORS.get(name)  # an unknown executor fails here, with the valid ones, before anything runs
     options = LaunchOptions(parallel=parallel, slurm=slurm.slurm_config(spec.slurm, profile))
@@ -400,6 +428,7 @@ def train(
     from bench.config import build_config, load_yaml
     from bench.launch import Job, Task
 
+    check_folder_option(out, "--out")
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
     summaries = Job([Task(cfg, out, evaluate=evaluate)])()
     if not summaries:

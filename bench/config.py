@@ -2,7 +2,9 @@
 dotted overrides (`optim.lr=5e-4`) on the command line.
 
 Every key is checked against the dataclasses: an unknown key fails with the valid keys
-listed, a value of the wrong type fails with the expected type. The resolved config is
+listed, a value of the wrong type fails with the expected type, a number outside its range
+(`RANGES`: every numeric field has one) fails with the range, and a budget of more than
+MAX_STEPS steps is refused. YAML is read within bench/yamlio.py's bounds. The resolved config is
 written into each run folder (`config.yaml`) and hashed into the run's id; it holds the
 section of its own method only, so adding a method never changes another's run ids.
 
@@ -25,6 +27,7 @@ import yaml
 
 from baselines.config import RECIPES, Data2VecConfig, Data2VecV1Config, MAEConfig
 from bench.errors import BenchError
+from bench.yamlio import describe, parse_yaml, read_yaml
 from ijepa.config import IJEPAConfig, MaskConfig
 
 BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
@@ -180,6 +183,139 @@ class RunConfig:
 METHOD_SECTIONS = tuple(RECIPES)  # each method's own config section is named after it
 
 
+# --- the valid range of every number --------------------------------------------------------
+
+# A run takes at most this many optimizer steps, whatever its budget's kind: a budget of 1e308 steps
+# is a run that never ends. Per-step seeds (seed x 1,000,003 + step) x 1,000,033 + image index stay
+# within torch's 64-bit seeds up to this many steps (see SEED_MAX).
+MAX_STEPS = 10**8
+MAX_FLOPS = 1e26  # more than any model has been trained with; FLOP budgets also stop at MAX_STEPS
+MAX_DEVICE_HOURS = 1e6  # 114 device-years; time budgets also stop at MAX_STEPS
+# torch seeds are 64-bit; the engine derives (seed x 1,000,003 + step) x 1,000,033 + index per image
+# and step, which overflows past seed 2**24 (bench/engine.py StepTagged)
+SEED_MAX = 2**24 - 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take; each element of a tuple of numbers is checked alone."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # (low, ... rather than [low, ...
+    high_open: bool = False
+    why: str = ""  # said after the range in the message, when the bound is not obvious
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.high == math.inf:
+            return f"{'>' if self.low_open else '>='} {low}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
+
+
+POSITIVE, NON_NEGATIVE, COUNT = Range(0, low_open=True), Range(0), Range(1)
+FRACTION = Range(0, 1, low_open=True, high_open=True)  # (0, 1)
+SHARE = Range(0, 1, low_open=True)  # (0, 1]
+MOMENTUM = Range(0, 1)  # an EMA momentum; 1 freezes the teacher
+DEPTH, WIDTH = Range(1, 64), Range(1, 8192)  # layers and widths beyond any ViT's (ViT-g: 40 blocks, 1408 wide)
+
+# Dotted key -> range, for every number of RunConfig but `version` (checked by check_version). A test
+# fails when a numeric field has no entry here.
+RANGES: dict[str, Range] = {
+    "seed": Range(0, SEED_MAX, why="(per-step seeds derived from it must fit torch's 64-bit seeds)"),
+    "log_every": COUNT,
+    "checkpoint_every_s": NON_NEGATIVE,
+    "data.image_size": Range(1, 1024),
+    "data.num_workers": Range(0, 256),
+    "budget.value": Range(0, why="(0: the initialisation, untrained)"),
+    "optim.batch_size": COUNT,
+    "optim.lr": POSITIVE,
+    "optim.start_lr": NON_NEGATIVE,
+    "optim.final_lr": NON_NEGATIVE,
+    "optim.warmup": Range(0, 1, high_open=True, why="(a fraction of the budget)"),
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.final_weight_decay": NON_NEGATIVE,
+    "optim.betas": Range(0, 1, high_open=True),
+    "optim.clip_grad": Range(0, low_open=True, why="(or null: no clipping)"),
+    "optim.lr_batch": Range(0, why="(0: learning rates not scaled with the batch)"),
+    "optim.lr_factor": POSITIVE,
+    "ijepa.predictor_depth": DEPTH,
+    "ijepa.predictor_width": WIDTH,
+    "ijepa.ema": MOMENTUM,
+    "ijepa.crop_scale": SHARE,
+    "ijepa.mask.num_targets": Range(1, 64),
+    "ijepa.mask.target_scale": SHARE,
+    "ijepa.mask.target_aspect": Range(0, 100, low_open=True),
+    "ijepa.mask.context_scale": SHARE,
+    "ijepa.mask.context_aspect": Range(0, 100, low_open=True),
+    "ijepa.mask.min_keep": NON_NEGATIVE,
+    "mae.mask_ratio": FRACTION,
+    "mae.decoder_depth": Range(0, 64),  # 0: a linear decoder
+    "mae.decoder_width": WIDTH,
+    "mae.decoder_heads": Range(1, 1024),
+    "mae.crop_scale": SHARE,
+    "data2vec.num_clones": Range(1, 64),
+    "data2vec.mask_ratio": FRACTION,
+    "data2vec.block_size": Range(1, 64),
+    "data2vec.top_k": Range(1, why="(or null: fairseq's for the depth)"),
+    "data2vec.decoder_dim": WIDTH,
+    "data2vec.decoder_layers": DEPTH,
+    "data2vec.decoder_kernel": Range(1, 63),
+    "data2vec.decoder_groups": Range(1, 8192),
+    "data2vec.mask_noise_std": NON_NEGATIVE,
+    "data2vec.cls_loss": NON_NEGATIVE,
+    "data2vec.ema": MOMENTUM,
+    "data2vec.ema_steps": Range(1, why="(or null: over the whole run)"),
+    "data2vec.crop_scale": SHARE,
+    "data2vec_v1.mask_ratio": FRACTION,
+    "data2vec_v1.min_block": COUNT,
+    "data2vec_v1.top_k": COUNT,
+    "data2vec_v1.loss_beta": NON_NEGATIVE,  # 0: plain L1
+    "data2vec_v1.ema": MOMENTUM,
+    "data2vec_v1.crop_scale": SHARE,
+    "data2vec_v1.color_jitter": NON_NEGATIVE,
+    "eval.knn_k": Range(1, 2048, why="(faiss searches at most 2048 neighbours on a GPU)"),
+    "eval.temperature": POSITIVE,
+    "eval.batch_size": Range(1, 65536),
+    "eval.n_layers": DEPTH,
+    "eval.fewshot_n": COUNT,
+    "eval.linear_lrs": POSITIVE,
+    "eval.linear_wds": NON_NEGATIVE,
+    "eval.linear_epochs": Range(1, 1000),
+    "eval.linear_min_steps": Range(0, 10**6),
+    "eval.val_fraction": FRACTION,
+    "eval.lowshot": SHARE,
+    "eval.draws": Range(1, 100),
+    "eval.val_images": Range(100, why="(or null: every training image)"),
+}
+
+
+def check_ranges(node: Any, ranges: dict[str, Range], prefix: str = "") -> None:
+    """Every number of the dataclass `node` (recursively) within its range in `ranges` (by dotted
+    key); one BenchError naming the first key out of range. None (an optional number unset) passes."""
+    for f in fields(node):
+        key, value = f"{prefix}{f.name}", getattr(node, f.name)
+        if is_dataclass(value):
+            check_ranges(value, ranges, f"{key}.")
+            continue
+        if key not in ranges or value is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if v not in ranges[key]:
+                shown = list(value) if isinstance(value, tuple) else value
+                why = f" {ranges[key].why}" if ranges[key].why else ""
+                raise BenchError(f"{key} must be {ranges[key]}{why}, got {shown}")
+
+
 # --- building from dicts ------------------------------------------------------------------
 
 
@@ -300,9 +436,9 @@ def parse_overrides(items: list[str]) -> dict:
             raise BenchError(f"override {item!r} must look like key=value (e.g. optim.lr=5e-4)")
         key, raw = item.split("=", 1)
         try:
-            flat[key.strip()] = yaml.safe_load(raw)
+            flat[key.strip()] = parse_yaml(raw)
         except yaml.YAMLError as e:
-            raise BenchError(f"override {item!r}: cannot parse value ({e.__class__.__name__})") from None
+            raise BenchError(f"override {item!r}: cannot parse value ({describe(e)})") from None
     return nest(flat)
 
 
@@ -334,42 +470,45 @@ def check_version(cfg: RunConfig, where: str) -> None:
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that span fields or need registries (imported lazily: they pull in torch)."""
     from bench.backbones import BACKBONES
-    from bench.data import check_available
+    from bench.data import check_dataset
     from bench.methods import METHODS, check_method
 
     check_version(cfg, "this config")
     METHODS.get(cfg.method)
     BACKBONES.get(cfg.backbone)
-    check_available(cfg.data)
+    check_ranges(cfg, RANGES)
     if cfg.budget.kind not in BUDGET_KINDS:
         raise BenchError(f"budget.kind {cfg.budget.kind!r} is not one of {', '.join(BUDGET_KINDS)}")
-    if not cfg.budget.value >= 0:
-        raise BenchError(f"budget.value must be >= 0 (0: the initialisation, untrained), got {cfg.budget.value}")
     if cfg.recipe not in RECIPE_KINDS:
         raise BenchError(f"recipe {cfg.recipe!r} is not one of {', '.join(RECIPE_KINDS)}")
-    if not cfg.optim.lr_factor > 0:
-        raise BenchError(f"optim.lr_factor must be > 0, got {cfg.optim.lr_factor}")
-    if cfg.optim.lr_batch < 0:
-        raise BenchError(f"optim.lr_batch must be >= 0, got {cfg.optim.lr_batch}")
-    if cfg.optim.batch_size < 1:
-        raise BenchError(f"optim.batch_size must be >= 1, got {cfg.optim.batch_size}")
-    if not 0 <= cfg.optim.warmup < 1:
-        raise BenchError(f"optim.warmup is a fraction of the budget in [0, 1), got {cfg.optim.warmup}")
     if cfg.precision not in ("auto", "fp32", "bf16"):
         raise BenchError(f"precision {cfg.precision!r} is not one of auto, fp32, bf16")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"device {cfg.device!r} is not one of auto, cpu, cuda")
-    if cfg.log_every < 1:
-        raise BenchError(f"log_every must be >= 1, got {cfg.log_every}")
-    if cfg.checkpoint_every_s < 0:
-        raise BenchError(f"checkpoint_every_s must be >= 0, got {cfg.checkpoint_every_s}")
-    if not cfg.eval.knn_k or min(cfg.eval.knn_k) < 1:
-        raise BenchError(f"eval.knn_k must list k values >= 1, got {list(cfg.eval.knn_k)}")
-    if not cfg.eval.temperature > 0:
-        raise BenchError(f"eval.temperature must be > 0, got {cfg.eval.temperature}")
+    if not cfg.eval.knn_k:
+        raise BenchError("eval.knn_k must list at least one k")
     check_eval(cfg.eval)
     check_method(cfg)
+    check_budget(cfg, check_dataset(cfg.data))  # last: the one check that reads the disk (once per dataset)
     return cfg
+
+
+def check_budget(cfg: RunConfig, train_images: int) -> None:
+    """The batch fits the training split, and the budget is at most MAX_STEPS steps (FLOP and time
+    budgets are bounded in their unit here and in steps by the engine, once a step's cost is known)."""
+    if cfg.optim.batch_size > train_images:
+        raise BenchError(
+            f"optim.batch_size={cfg.optim.batch_size} is larger than {cfg.data.name}'s training split "
+            f"({train_images:,} images)"
+        )
+    value, kind = cfg.budget.value, cfg.budget.kind
+    steps = {"steps": math.ceil(value), "epochs": value * (train_images // cfg.optim.batch_size)}.get(kind)
+    if steps is not None and steps > MAX_STEPS:
+        per = f" ({train_images // cfg.optim.batch_size:,} steps each)" if kind == "epochs" else ""
+        raise BenchError(f"budget.value={value:g} {kind}{per} is more than the {MAX_STEPS:.0e} steps a run may take")
+    limit = {"flops": MAX_FLOPS, "device_hours": MAX_DEVICE_HOURS}.get(kind)
+    if limit is not None and value > limit:
+        raise BenchError(f"budget.value={value:g} {kind} is more than the {limit:.0e} a run may take")
 
 
 def check_eval(ev: EvalConfig) -> None:
@@ -384,20 +523,10 @@ def check_eval(ev: EvalConfig) -> None:
     for view in ev.extra_views:  # an extra view the encoder cannot give (no [cls], too few layers) is skipped
         if view not in VIEWS:
             raise BenchError(f"eval view {view!r} is not one of {', '.join(VIEWS)}")
-    if ev.n_layers < 1:
-        raise BenchError(f"eval.n_layers must be >= 1, got {ev.n_layers}")
     if not ev.linear_views or not ev.linear_lrs or not ev.linear_wds:
         raise BenchError("eval.linear_views, eval.linear_lrs and eval.linear_wds must each list at least one value")
-    if min(ev.linear_lrs) <= 0 or min(ev.linear_wds) < 0 or ev.linear_epochs < 1:
-        raise BenchError("eval.linear_lrs must be > 0, eval.linear_wds >= 0 and eval.linear_epochs >= 1")
-    if not 0 < ev.val_fraction < 1:
-        raise BenchError(f"eval.val_fraction must be in (0, 1), got {ev.val_fraction}")
-    if any(not 0 < f <= 1 for f in ev.lowshot) or ev.draws < 1 or any(n < 1 for n in ev.fewshot_n):
-        raise BenchError("eval.lowshot fractions must be in (0, 1], eval.draws >= 1 and eval.fewshot_n >= 1")
     if ev.scope not in EVAL_SCOPES:
         raise BenchError(f"eval.scope {ev.scope!r} is not one of {', '.join(EVAL_SCOPES)}")
-    if ev.val_images is not None and ev.val_images < 100:
-        raise BenchError(f"eval.val_images must be >= 100 (or null: every training image), got {ev.val_images}")
     if ev.encoder not in EVAL_ENCODERS:
         raise BenchError(f"eval.encoder {ev.encoder!r} is not one of {', '.join(EVAL_ENCODERS)}")
     if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():
@@ -406,21 +535,16 @@ def check_eval(ev: EvalConfig) -> None:
 
 def build_config(data: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
     merged = merge(nest(data or {}), parse_overrides(overrides or []))
-    recipe = RECIPES.get(merged.get("method", RunConfig.method), {})
+    method = merged.get("method", RunConfig.method)
+    recipe = RECIPES.get(method, {}) if isinstance(method, str) else {}  # not a string: from_dict says so
     merged = merge({"optim": json.loads(json.dumps(recipe))}, merged)  # the method's recipe, under the user's keys
     return validate(from_dict(RunConfig, merged))
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, what: str = "config file") -> dict:
+    """A YAML mapping from a file, read within bench/yamlio.py's bounds; {} for an empty file."""
     path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise BenchError(f"{path}: malformed YAML{where}") from None
+    data = read_yaml(path, what)
     if data is None:
         return {}
     if not isinstance(data, dict):

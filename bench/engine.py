@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from baselines.config import PAPER_RUNS
 from bench import schedules
-from bench.config import BudgetConfig, RunConfig, training_hash
+from bench.config import MAX_STEPS, BudgetConfig, RunConfig, training_hash
 from bench.data import Transformed, load_split, train_transform
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.flops import flop_counter_mode
@@ -165,6 +165,17 @@ class Budget:
         if self.cfg.kind in ("steps", "epochs"):
             return self.used() >= self.limit
         return self.used() + self.last_cost / 2 >= self.limit
+
+    def check_length(self) -> None:
+        """A FLOP or time budget is bounded in steps once a step's cost is known: refuse one that needs
+        more than MAX_STEPS at the latest step's cost (steps and epochs are bounded by validate)."""
+        if self.cfg.kind in ("flops", "device_hours") and self.last_cost > 0:
+            steps = self.spent.steps + (self.limit - self.used()) / self.last_cost
+            if steps > MAX_STEPS:
+                raise TrainingFailed(
+                    f"budget.value={self.cfg.value:g} {self.cfg.kind} is about {steps:.2g} steps of this run, "
+                    f"more than the {MAX_STEPS:.0e} a run may take"
+                )
 
     def fraction_used(self) -> float:
         return self.used() / self.limit if self.limit > 0 else 1.0
@@ -656,6 +667,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_di
         s.flops += step_flops
         s.device_seconds = seconds0 + elapsed * devices
         budget.last_cost = budget.used() - before
+        budget.check_length()
         # 3. EMA (after the step, at the progress reached)
         momentum = method.after_step(clock())
         show(budget.progress())

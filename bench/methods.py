@@ -28,8 +28,8 @@ METHODS: Registry = Registry("method")
 def build_encoder(cfg: RunConfig, in_chans: int, cls_token: bool = False):
     try:
         return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=in_chans, cls_token=cls_token)
-    except ValueError as e:
-        raise BenchError(f"backbone {cfg.backbone}: {e}") from None
+    except ValueError as e:  # the image size does not suit the patch size
+        raise BenchError(f"data.image_size={cfg.data.image_size} does not suit backbone {cfg.backbone}: {e}") from None
 
 
 @METHODS.register("ijepa")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import submitit
 
-from bench.config import from_dict, load_yaml, merge
+from bench.config import COUNT, NON_NEGATIVE, POSITIVE, check_ranges, from_dict, load_yaml, merge
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,24 @@ class SlurmConfig:
     additional: dict = field(default_factory=dict)  # any other sbatch option, e.g. {reservation: ssl}
 
 
+SLURM_RANGES = {
+    f"slurm.{name}": rng
+    for names, rng in (
+        (("nodes", "tasks_per_node", "cpus_per_task", "timeout_min", "eval_timeout_min", "array_parallelism"), COUNT),
+        (("gpus_per_node", "max_num_timeout", "signal_delay_s"), NON_NEGATIVE),
+        (("mem_gb", "eval_mem_gb"), POSITIVE),
+    )
+    for name in names
+}
+
+
 def slurm_config(section: dict | None = None, profile: Path | None = None) -> SlurmConfig:
     """A cluster profile (YAML of SlurmConfig keys) overlaid with a sweep's `slurm:` section."""
-    data = load_yaml(profile) if profile else {}
+    data = load_yaml(profile, "SLURM profile") if profile else {}
     if section is not None and not isinstance(section, dict):
         raise BenchError("slurm must be a mapping of SLURM parameters, e.g. {partition: gpu, gpus_per_node: 8}")
     cfg = from_dict(SlurmConfig, merge(data, section or {}), prefix="slurm.")
-    for name in ("nodes", "tasks_per_node", "timeout_min", "eval_timeout_min", "array_parallelism"):
-        if getattr(cfg, name) < 1:
-            raise BenchError(f"slurm.{name} must be >= 1, got {getattr(cfg, name)}")
+    check_ranges(cfg, SLURM_RANGES, "slurm.")
     return cfg
 
 

@@ -3,13 +3,17 @@
 import csv
 import json
 import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
+from PIL import Image
 
 from bench.sweep import load_sweep
 
 from .badinputs import Bad, check
-from .conftest import invoke, write_sweep
+from .conftest import TINY_BASE, invoke, needs_fashion_mnist, write_sweep
 
 
 def test_help_on_every_command():
@@ -137,7 +141,7 @@ BAD_SWEEPS = {
     "negative budget": ("budget: {kind: flops, value: -1.0e+9}\n", "budget.value must be > 0"),
     "no budget": ("base: {}\n", "needs one budget"),
     "bad axis": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.nope: [1, 2]}\n", "unknown key 'ijepa.mask.nope'"),
-    "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {seed: 3}\n", "non-empty list"),
+    "axis not a list": ("budget: {kind: steps, value: 1}\ngrid: {optim.lr_factor: 3}\n", "non-empty list"),
     "bad value": ("budget: {kind: steps, value: 1}\ngrid: {ijepa.mask.mode: [sideways]}\n", "not one of"),
     "missing data": ("budget: {kind: steps, value: 1}\nbase: {data.root: /no/such/dir}\n", "does not exist"),
     "budget not a mapping": ("budget: 5\n", "budget must be a mapping"),
@@ -193,12 +197,201 @@ def test_train_refuses_a_finished_folder_made_with_another_config(tmp_path):
     assert result.exit_code == 2 and "different config" in result.stderr
 
 
+def test_a_bare_sweep_file_name_is_found_in_sweeps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweeps").mkdir()
+    write_sweep(tmp_path / "sweeps" / "x.yaml", name="x")
+    for target in ("x.yaml", "x"):
+        result = invoke("sweep", target, "--dry-run", "--root", "runs")
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("sweep file: sweeps/x.yaml (") and "headline" in result.output
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    status = invoke("status", "x.yaml", "--root", "runs")  # status, collate, ... find it the same way
+    assert "sweep file: sweeps/x.yaml" in status.stdout and "no runs under runs/x" in status.stderr
+    write_sweep(tmp_path / "x.yaml", name="here", seeds=[5])  # a file here is what the name means
+    here = invoke("sweep", "x.yaml", "--dry-run", "--root", "runs")
+    assert "seed=5" in here.output and "sweep file:" not in here.output
+
+
+@needs_fashion_mnist
+def test_a_bare_sweep_file_name_falls_back_to_jepa_bench_own_sweeps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("sweep", "demo.yaml", "--dry-run", "--root", "runs")
+    assert result.exit_code == 0, result.output
+    used = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+    assert result.output.startswith(f"sweep file: {used} (demo.yaml is not a file here)")
+    assert not (tmp_path / "runs").exists()
+
+
+# --- the bad-input corpus's inputs: files a case writes into its folder ----------------------------
+
+
+def write(name: str, content: str | bytes) -> Callable[[Path], None]:
+    """A case's setup: one file written into its folder."""
+
+    def setup(tmp: Path) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    return setup
+
+
+def sweep_yaml(**changes) -> str:
+    """The template's tiny sweep, named b (so that anything it wrote would show), with `changes`."""
+    return yaml.safe_dump(
+        {"name": "b", "budget": {"kind": "steps", "value": 3}, "base": TINY_BASE, "seeds": [0]} | changes
+    )
+
+
+def bad_sweep(message: str, *args: str, text: str | bytes | None = None, **changes) -> Bad:
+    """`bench sweep b.yaml ARGS` on the template's sweep with `changes`, or on `text`."""
+    return Bad(
+        ["sweep", "b.yaml", *args], message, setup=write("b.yaml", sweep_yaml(**changes) if text is None else text)
+    )
+
+
+def base(**changes) -> dict:
+    return TINY_BASE | changes
+
+
+def bad_train(message: str, *args: str, setup: Callable[[Path], None] | None = None) -> Bad:
+    """`bench train` of the tiny config with ARGS (overrides and options), into runs/x."""
+    tiny = ["backbone=vit_nano_patch4", "data.name=synthetic", "data.image_size=16", "ijepa.mask.min_keep=0"]
+    return Bad(["train", *tiny, *args, *(() if "--out" in args else ("--out", "{tmp}/runs/x"))], message, setup)
+
+
+def image_folder(damage: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A case's setup: an ImageFolder img/ (two classes, two images each, in train/ and val/), damaged,
+    and b.yaml, the template's sweep on it."""
+
+    def setup(tmp: Path) -> None:
+        for split in ("train", "val"):
+            for c in ("a", "b"):
+                (tmp / "img" / split / c).mkdir(parents=True)
+                for i in range(2):
+                    Image.new("RGB", (20, 20), (40 * i, 10, 200)).save(tmp / "img" / split / c / f"{c}{i}.png")
+        damage(tmp / "img")
+        data = {"name": "imagefolder", "root": "img", "image_size": 16}
+        write("b.yaml", sweep_yaml(base=base(data=data, **{"optim.batch_size": 2})))(tmp)
+
+    return setup
+
+
+BILLION_LAUGHS = (
+    "name: b\nbudget: {kind: steps, value: 3}\nbase:\n  x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+)
+BILLION_LAUGHS += "".join(f"  x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9)}]\n" for i in range(1, 10))
+GOOD = sweep_yaml()
+
 # The bad-input corpus (tests/badinputs.py): every command, wrong arguments and damaged files.
 BAD_INPUTS = {
     "status of an unknown sweep": Bad(["status", "nosweep"], "no sweep folder"),
     "eval of nothing": Bad(["eval", "{tmp}/nothing"], "does not exist"),
     "collate --out outside results": Bad(["collate", "t", "--out", "{tmp}/elsewhere.csv"], "outside the results"),
     "train unknown key": Bad(["train", "optim.lrr=1", "--out", "{tmp}/runs/x"], "unknown key 'optim.lrr'"),
+    # what the sweep file holds: its bytes, its YAML, its own keys
+    "sweep file not UTF-8": bad_sweep("b.yaml: not UTF-8 text (byte 0xe9", text=GOOD.encode() + b"# caf\xe9\n"),
+    "sweep file of 2 MiB": bad_sweep("b.yaml: larger than the 1 MiB", text=GOOD + "#" * (2 << 20) + "\n"),
+    "sweep file nested 100 deep": bad_sweep("nested deeper than 32 levels", text=GOOD + "x: " + "[" * 100 + "]" * 100),
+    "sweep billion laughs in base": bad_sweep("values once its aliases are expanded", text=BILLION_LAUGHS),
+    "sweep key given twice": bad_sweep("duplicate key 'seeds' (first at line", text=GOOD + "seeds: [1]\n"),
+    "sweep file is a folder": Bad(["sweep", "folder.yaml"], "is a folder, not a YAML file", write("folder.yaml/x", "")),
+    "sweep name of 300 letters": bad_sweep("must be 1 to 64 letters, digits, - and _", name="a" * 300),
+    "sweep name with a slash": bad_sweep("sweep name '../b' must be", name="../b"),
+    "sweep seed twice": bad_sweep("b.yaml: seeds lists 0 twice", seeds=[0, 1, 0]),
+    "sweep seed true": bad_sweep("seeds must be integers, got True", seeds=[True]),
+    "sweep seed 2**70": bad_sweep("seed must be in [0, 16777215]", seeds=[2**70]),
+    "sweep negative seed": bad_sweep("seed must be in [0, 16777215]", seeds=[-1]),
+    "sweep grid value twice": bad_sweep(
+        "grid axis 'optim.lr_factor' lists 2 twice", grid={"optim.lr_factor": [1, 2, 2]}
+    ),
+    "sweep seed in the grid": bad_sweep("grid may not set 'seed'", grid={"seed": [1, 2]}),
+    "sweep seed in base": bad_sweep("base may not set 'seed'", base=base(seed=3)),
+    "sweep budget twice": bad_sweep("budget.value lists 3.0 twice", budget={"kind": "steps", "value": [3, 3]}),
+    "sweep budget without value": bad_sweep("budget needs a value", budget={"kind": "flops"}),
+    "sweep budget null": bad_sweep(
+        "budget.value: expected a number, got None", budget={"kind": "steps", "value": None}
+    ),
+    "sweep 1e308 steps": bad_sweep(
+        "more than the 1e+08 steps a run may take", budget={"kind": "steps", "value": 1e308}
+    ),
+    "sweep 1e308 epochs": bad_sweep(
+        "(32 steps each) is more than the 1e+08", budget={"kind": "epochs", "value": 1e308}
+    ),
+    "sweep 1e308 flops": bad_sweep("flops is more than the 1e+26", budget={"kind": "flops", "value": 1e308}),
+    "sweep random_init 'yes'": bad_sweep("random_init must be true or false, got 'yes'", random_init="yes"),
+    "sweep executor a list": bad_sweep("executor must be the name of one", executor=["local"]),
+    "sweep of 20,000 runs": bad_sweep(
+        "expands to 20,000 runs, more than 10,000",
+        grid={"optim.lr_factor": list(range(1, 201))},
+        seeds=list(range(100)),
+    ),
+    "sweep slurm negative memory": bad_sweep("slurm.mem_gb must be > 0, got -1.0", slurm={"mem_gb": -1}),
+    # numbers of the runs' config, from the sweep's base
+    "sweep negative lr": bad_sweep("optim.lr must be > 0, got -0.001", base=base(**{"optim.lr": -1e-3})),
+    "sweep num_workers -1": bad_sweep(
+        "data.num_workers must be in [0, 256], got -1", base=base(**{"data.num_workers": -1})
+    ),
+    "sweep batch over the dataset": bad_sweep(
+        "optim.batch_size=1024 is larger than synthetic's training split (512 images)",
+        base=base(**{"optim.batch_size": 1024}),
+    ),
+    "sweep beta of 1": bad_sweep("optim.betas must be in [0, 1)", base=base(**{"optim.betas": [0.9, 1.0]})),
+    # datasets, checked before anything is launched
+    "imagefolder empty class": Bad(
+        ["sweep", "b.yaml"], "img/train/c holds no image", image_folder(lambda r: (r / "train" / "c").mkdir())
+    ),
+    "imagefolder corrupt image": Bad(
+        ["sweep", "b.yaml"],
+        "img/val/b/b0.png is not a readable image",
+        image_folder(lambda r: (r / "val" / "b" / "b0.png").write_bytes(b"junk")),
+    ),
+    "imagefolder other classes in val": Bad(
+        ["sweep", "b.yaml"],
+        "train/ and val/ hold different class folders",
+        image_folder(lambda r: (r / "val" / "b").rename(r / "val" / "z")),
+    ),
+    # the command line of bench sweep
+    "sweep --parallel 0": Bad(
+        ["sweep", "s.yaml", "--executor", "local", "--parallel", "0"], "--parallel must be >= 1, got 0"
+    ),
+    "sweep --root a file": Bad(
+        ["sweep", "s.yaml", "--root", "f"], "--root f: f is a file", write("f", "x"), root=False
+    ),
+    "sweep folder is a file": Bad(
+        ["sweep", "b.yaml"],
+        "runs/b is a file where sweep b's folder goes",
+        lambda t: [write("b.yaml", GOOD)(t), write("runs/b", "x")(t)],
+    ),
+    "sweep of a missing file": Bad(["sweep", "nope.yaml"], "sweep file nope.yaml does not exist"),
+    # bench train: its -c file, overrides and --out
+    "train -c not UTF-8": bad_train(
+        "c.yaml: not UTF-8 text", "-c", "c.yaml", setup=write("c.yaml", b"optim: {lr: 1.0e-3} # caf\xe9\n")
+    ),
+    "train -c key twice": bad_train(
+        "c.yaml: duplicate key 'lr' (first at line 2) at line 3",
+        "-c",
+        "c.yaml",
+        setup=write("c.yaml", "optim:\n  lr: 1\n  lr: 2\n"),
+    ),
+    "train -c billion laughs": bad_train(
+        "values once its aliases are expanded",
+        "-c",
+        "c.yaml",
+        setup=write("c.yaml", BILLION_LAUGHS.replace("name: b\nbudget: {kind: steps, value: 3}\nbase:\n", "x:\n")),
+    ),
+    "train -c a folder": bad_train("config file d is a folder", "-c", "d", setup=write("d/x", "")),
+    "train --out a file": bad_train("--out f: f is a file", "--out", "f", setup=write("f", "x")),
+    "train seed 2**70": bad_train("seed must be in [0, 16777215]", f"seed={2**70}"),
+    "train clip_grad 0": bad_train("optim.clip_grad must be > 0 (or null: no clipping), got 0.0", "optim.clip_grad=0"),
+    "train 1e308 steps": bad_train("budget.value=1e+308 steps is more than the 1e+08 steps", "budget.value=1e308"),
+    "train override key twice": bad_train("duplicate key 'a'", "optim={a: 1, a: 2}"),
+    "train image size not a patch multiple": bad_train(
+        "data.image_size=18 does not suit backbone vit_nano_patch4", "data.image_size=18"
+    ),
+    "train EMA above 1": bad_train("ijepa.ema must be in [0, 1], got [0.99, 1.5]", "ijepa.ema=[0.99, 1.5]"),
+    "train eval draws 1e9": bad_train("eval.draws must be in [1, 100]", "eval.draws=1000000000"),
 }
 
 

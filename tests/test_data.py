@@ -1,13 +1,27 @@
 import gzip
+import shutil
 import struct
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from bench.config import DataConfig
-from bench.data import Augmentation, load_split, read_idx, read_subset, train_transform
+from bench.data import (
+    DATASETS,
+    SCANS,
+    Augmentation,
+    Transformed,
+    UnreadableImage,
+    check_dataset,
+    eval_transform,
+    load_split,
+    read_idx,
+    read_subset,
+    train_transform,
+)
 from bench.errors import BenchError
 
 from .conftest import needs_fashion_mnist
@@ -80,3 +94,82 @@ def test_subset_naming_no_present_file_is_an_error(tmp_path):
     subset.write_text("n09_0.JPEG\n")
     with pytest.raises(BenchError, match="none of the files"):
         load_split(DataConfig(name="imagefolder", root=str(tmp_path), subset=str(subset)), "train")
+
+
+# --- checked before launch: the scan of each dataset (bench/data.py SCANS) -------------------------
+
+
+def imagefolder_cfg(root, **kw) -> DataConfig:
+    return DataConfig(name="imagefolder", root=str(root), **kw)
+
+
+def test_every_dataset_has_a_scan():
+    assert DATASETS.names() == SCANS.names()
+
+
+def test_a_scan_gives_the_training_split_size_without_decoding_it(tmp_path):
+    make_imagefolder(tmp_path, per_class=3)
+    assert check_dataset(imagefolder_cfg(tmp_path)) == 6
+    subset = tmp_path / "1percent.txt"
+    subset.write_text("n01_0.JPEG\n")
+    assert check_dataset(imagefolder_cfg(tmp_path, subset=str(subset))) == 1
+    (tmp_path / "fm").mkdir()
+    fake_fashion_mnist(tmp_path / "fm", n=20)
+    assert check_dataset(DataConfig(root=str(tmp_path / "fm"))) == 20
+    assert check_dataset(DataConfig(name="synthetic")) == len(load_split(DataConfig(name="synthetic"), "train"))
+
+
+def corrupt(path):
+    path.write_bytes(b"not an image")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda r: shutil.rmtree(r / "val"), "val does not exist: data.root must hold train/ and val/"),
+        (lambda r: [shutil.rmtree(c) for c in (r / "val").iterdir()], "val holds no class folders"),
+        (lambda r: (r / "train" / "n03").mkdir(), "train/n03 holds no image (.jpg"),
+        (lambda r: [p.unlink() for p in (r / "val" / "n02").iterdir()], "val/n02 holds no image"),
+        (lambda r: corrupt(r / "train" / "n02" / "n02_0.JPEG"), "train/n02/n02_0.JPEG is not a readable image"),
+        (lambda r: shutil.move(r / "val" / "n02", r / "val" / "n09"), "train/ and val/ hold different class folders"),
+    ],
+    ids=["no val split", "no class folder", "empty class", "class without images", "corrupt image", "other classes"],
+)
+def test_an_imagefolder_is_checked_before_anything_runs(tmp_path, damage, message):
+    make_imagefolder(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(BenchError) as error:
+        check_dataset(imagefolder_cfg(tmp_path))
+    assert message in str(error.value)
+
+
+def test_a_damaged_fashion_mnist_is_one_line(tmp_path):
+    fake_fashion_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(BenchError, match="t10k-labels-idx1-ubyte.gz cannot be read"):
+        check_dataset(DataConfig(root=str(tmp_path)))
+
+
+def test_a_subset_for_another_dataset_or_not_utf8_is_refused(tmp_path):
+    subset = tmp_path / "1percent.txt"
+    subset.write_bytes(b"caf\xe9.JPEG\n")
+    with pytest.raises(BenchError, match="applies to the imagefolder dataset only"):
+        check_dataset(DataConfig(name="synthetic", subset=str(subset)))
+    make_imagefolder(tmp_path / "img")
+    with pytest.raises(BenchError, match="is not UTF-8 text"):
+        check_dataset(imagefolder_cfg(tmp_path / "img", subset=str(subset)))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_image_met_while_training_is_one_line_naming_it(tmp_path, workers):
+    """The scan decodes one image per class; another one damaged fails the job with its name, from a
+    data-loader worker too (which re-raises with the worker's traceback as the message)."""
+    make_imagefolder(tmp_path)
+    bad = tmp_path / "train" / "n01" / "n01_2.JPEG"
+    corrupt(bad)
+    check_dataset(imagefolder_cfg(tmp_path))  # the first image of each class is fine
+    split = load_split(imagefolder_cfg(tmp_path), "train")
+    loader = DataLoader(Transformed(split, eval_transform(split, 16)), batch_size=6, num_workers=workers)
+    with pytest.raises(UnreadableImage) as error:
+        next(iter(loader))
+    assert str(error.value) == f"{bad} is not a readable image (PIL cannot identify it): replace or remove it"

@@ -171,7 +171,8 @@ def test_imagefolder_lowshot_list_end_to_end(tmp_path, tiny):
                 Image.new("RGB", (20, 20), (200 * c, 40 * i, 90)).save(folder / f"{wnid}_{i}.JPEG")
     listing = tmp_path / "1percent.txt"
     listing.write_text("n01440764_0.JPEG\nn01440764_1.JPEG\nn01443537_2.JPEG\nn01443537_3.JPEG\n")
-    cfg = tiny(**{"data.name": "imagefolder", "data.root": str(tmp_path / "in"), "eval.lowshot_file": str(listing)})
+    data = {"data.name": "imagefolder", "data.root": str(tmp_path / "in"), "optim.batch_size": 4}  # 12 train images
+    cfg = tiny(**data, **{"eval.lowshot_file": str(listing)})
     split = load_split(cfg.data, "train")
     subsets = evals_run.lowshot_subsets(cfg, split, np.array([t for _, t in split.dataset.samples]))
     assert list(subsets) == ["1percent"] and len(subsets["1percent"][0]) == 4

@@ -1,6 +1,7 @@
 """Launching without a cluster: multi-process batches, step-boundary stops, run states, the
 sweep lock, SLURM parameters and the sbatch scripts the SLURM executor writes (a fake sbatch)."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -232,7 +233,14 @@ def test_usr2_waits_for_the_step_while_training_and_requeues_at_once_otherwise()
 
 def test_job_records_a_failure_and_carries_on(tmp_path):
     good = Task(tiny_config(), tmp_path / "good", evaluate=False)
-    bad = Task(tiny_config(**{"optim.batch_size": 4096}), tmp_path / "bad", evaluate=False)
+    # validation refuses a batch larger than the dataset; the job's own check is what fails here (a dataset
+    # that shrank after the sweep was checked)
+    cfg = tiny_config()
+    bad = Task(
+        dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, batch_size=4096)),
+        tmp_path / "bad",
+        evaluate=False,
+    )
     with pytest.raises(BenchError):
         Job([bad, good], token="x")()
     assert read_json(tmp_path / "bad" / STATE)["error"].startswith("optim.batch_size=4096 is larger than the dataset")
