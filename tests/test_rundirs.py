@@ -131,7 +131,7 @@ BAD_RUNDIRS = {
         ["eval", "runs/scratch/mine"], "records no train_config_hash", free_copy_without_hash
     ),
     "eval: state.json not JSON": Bad(["eval", "runs/t"], "state.json is damaged", write_text(STATE, NOT_JSON)),
-    "eval: config.yaml not UTF-8": Bad(["eval", "runs/t"], "damaged (not UTF-8)", write_text(CONFIG, NOT_UTF8)),
+    "eval: config.yaml not UTF-8": Bad(["eval", "runs/t"], "damaged (not UTF-8", write_text(CONFIG, NOT_UTF8)),
     "eval: config.yaml unknown key": Bad(
         ["eval", "runs/t"], "config.yaml is damaged (unknown key 'optim.lrr'", edit_config("  lr:", "  lrr:")
     ),
@@ -151,7 +151,7 @@ BAD_RUNDIRS = {
         COLLATE, "eval.json is damaged", edit_json(EVAL, lambda e: e["linear"].pop("best"))
     ),
     "collate: config.yaml malformed": Bad(COLLATE, "config.yaml is damaged (malformed", write_text(CONFIG, "a: [")),
-    "collate: config.yaml not UTF-8": Bad(COLLATE, "config.yaml is damaged (not UTF-8)", write_text(CONFIG, NOT_UTF8)),
+    "collate: config.yaml not UTF-8": Bad(COLLATE, "config.yaml is damaged (not UTF-8", write_text(CONFIG, NOT_UTF8)),
     "collate: state.json not JSON": Bad(COLLATE, "state.json is damaged", write_text(STATE, NOT_JSON)),
     "collate: eval section edited": Bad(COLLATE, "changed after training", EVAL_EDITED),
 }
