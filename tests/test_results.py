@@ -27,7 +27,7 @@ REFERENCES = {
 }
 
 
-def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, **overrides):
+def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, encoder=None, **overrides):
     cfg = tiny_config(method, **{"budget.kind": "flops", "budget.value": budget, "seed": seed, **overrides})
     run_dir = sweep_dir / f"{method}-{config_hash(cfg)}"
     run_dir.mkdir(parents=True)
@@ -39,6 +39,8 @@ def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, **overrides
         "linear": {"top1": linear, "best": {"view": "last_avg"}},
         "lowshot": {"1%": {"mean": lowshot, "std": 0.5}},
     }
+    if encoder is not None:
+        evaluation["encoder"] = encoder
     write_json(evaluation, run_dir / EVAL)
     return run_dir
 
@@ -133,7 +135,10 @@ def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
     folder = invoke("collate", "methods", "--root", "runs", "--out", "results", "--no-references")
     assert folder.exit_code == 2 and "must name a CSV file in the results folder" in folder.output
     unknown = invoke("collate", "methods", "--root", "runs", "--metric", "top5", "--no-references")
-    assert unknown.exit_code == 2 and "no run of methods has a 'top5' result" in unknown.output
+    assert unknown.exit_code == 2 and "--metric 'top5' is not an accuracy column of methods" in unknown.output
+    assert "choose one of: knn@20, linear, linear_1%" in unknown.output
+    missing = invoke("collate", "methods", "--root", "runs", "--metric", "linear_1%", "--no-references")
+    assert missing.exit_code == 0, missing.output
 
 
 def test_leaderboards_hold_the_three_tables(sweep):
@@ -196,3 +201,98 @@ def test_runs_not_done_do_not_count_as_seeds_and_tables_show_no_nan(sweep):
     assert row["seeds"] == 2 and row["linear"] == pytest.approx(71.0)
     assert "linear_1%_std" not in summary.columns or summary.loc[summary["seeds"].isna(), "linear_1%_std"].isna().all()
     assert not re.search(r"\bnan\b", to_markdown(summary))  # (vit_nano contains "nan")
+
+
+# The demo's shape: four methods, each at one budget and at its init (budget 0), over 2 seeds.
+DEMO = {  # method -> (encoder, (k-NN@20, linear, 1 %) at init, the same after training)
+    "ijepa": ("teacher", (54.0, 70.4, 61.0), (57.8, 72.8, 62.0)),
+    "mae": ("student", (70.9, 79.0, 68.1), (71.6, 79.4, 67.9)),
+    "data2vec": ("student", (51.1, 69.2, 57.7), (68.8, 74.6, 66.8)),
+    "data2vec_v1": ("student", (50.1, 65.9, 55.7), (57.7, 72.4, 64.4)),
+}
+
+
+@pytest.fixture
+def demo_sweep(tmp_path):
+    sweep_dir = tmp_path / "runs" / "demo"
+    for method, (encoder, init, trained) in DEMO.items():
+        for seed in (0, 1):
+            write_run(sweep_dir, method, 0.0, seed, *(v + seed for v in init), encoder=encoder)
+            write_run(sweep_dir, method, 3e12, seed, *(v + 2 * seed for v in trained), encoder=encoder)
+    return sweep_dir
+
+
+def test_narrow_board_is_a_row_per_configuration_with_its_gains(demo_sweep):
+    from bench.results import narrow_board
+
+    board = narrow_board(summarize(collate(demo_sweep, REFERENCES)))
+    assert list(board.columns) == [
+        "configuration",
+        *("budget", "steps", "k-NN@20", "linear", "1 %", "Δk-NN@20", "Δlinear", "Δ1 %"),
+    ]
+    assert list(board["budget"]) == ["3e+12"] * 4 + ["init"] * 4 + ["-"] * 2
+    assert list(board["configuration"][:4]) == [
+        "mae [student]",
+        "data2vec [student]",
+        "ijepa [teacher]",
+        "data2vec_v1 [student]",
+    ]  # by linear
+    ijepa = board[(board["configuration"] == "ijepa [teacher]") & (board["budget"] == "3e+12")].iloc[0]
+    # mean ± std over seeds 0 and 1 (+0, +2): 73.8 ± 1.4; gain +2.4 then +3.4: 2.9 ± 0.7, > 2 std
+    assert ijepa["linear"] == "73.8±1.4" and ijepa["Δlinear"] == "+2.9" and ijepa["steps"] == "10"
+    mae = board[(board["configuration"] == "mae [student]") & (board["budget"] == "3e+12")].iloc[0]
+    assert mae["Δ1 %"] == "+0.3~" and mae["Δlinear"] == "+0.9~"  # 0.4 then 1.4: within noise, marked
+    assert "Δ: gain over the method's own init" in board.attrs["note"] and "~: within noise" in board.attrs["note"]
+    init = board[(board["configuration"] == "mae [student]") & (board["budget"] == "init")].iloc[0]
+    assert init["linear"] == "79.5±0.7" and init["Δlinear"] == ""
+    pixels = board[board["configuration"] == "pixels"].iloc[0]
+    assert pixels["linear"] == "84.5" and pixels["Δlinear"] == "" and pixels["steps"] == "-"
+
+
+def test_collate_prints_a_leaderboard_that_fits_100_columns(demo_sweep, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from bench.cli import print_table
+    from bench.results import narrow_board
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bench.cli.reference_rows", lambda configs, root: REFERENCES)
+    result = invoke("collate", "demo", "--root", "runs")  # not a terminal: plain text
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100, result.stdout
+    assert lines[0].split() == ["configuration", "budget", "steps", "k-NN@20", "linear", "1", "%", "Δk-NN@20"] + [
+        "Δlinear",
+        "Δ1",
+        "%",
+    ]
+    assert sum("data2vec_v1 [student]" in line for line in lines) == 2 and "pixels" in result.stdout
+    assert "runs/demo/leaderboard{.csv,_summary.csv,_compute.csv,.md}" in lines[-1]
+    assert (demo_sweep / "leaderboard_compute.csv").is_file()  # the wide tables, as before
+
+    board = narrow_board(summarize(collate(demo_sweep, REFERENCES)))  # a terminal 100 wide: rich
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    print_table(board)
+    shown = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in capsys.readouterr().out.splitlines()]  # no styles
+    assert max(len(line) for line in shown) <= 100 and any("data2vec_v1 [student]" in line for line in shown)
+    assert sum("3e+12" in line for line in shown) == 4
+
+
+def test_narrow_board_shortens_long_names_in_the_middle():
+    from bench.results import narrow_board
+
+    summary = pd.DataFrame(
+        {
+            "method": ["ijepa"],
+            "seeds": [1],
+            "budget": [1e12],
+            "steps": [10.0],
+            "linear": [70.0],
+            "ijepa.mask.some_very_long_setting_name": ["a_long_value_" * 6],
+        }
+    )
+    summary.attrs["group"] = ["method", "ijepa.mask.some_very_long_setting_name", "budget"]
+    board = narrow_board(pd.concat([summary, summary.assign(**{"ijepa.mask.some_very_long_setting_name": "b"})]))
+    assert max(len(line) for line in board.to_string(index=False).splitlines()) <= 100
+    assert board["configuration"].iloc[0].startswith("ijepa (mask.") and "…" in board["configuration"].iloc[0]
