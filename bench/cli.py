@@ -218,11 +218,11 @@ def check_writable(path: Path, folder: bool) -> None:
     """`path` can be written as a file (folder=False) or a folder: nothing of the other kind is in the
     way, at the path or above it. Checked before anything is computed."""
     if path.exists() and path.is_dir() != folder:
-        kind = "a file" if path.is_file() else "a folder"
-        raise BenchError(f"--out {path} is {kind}; name a {'folder' if folder else 'CSV file'} in results/ instead")
+        kind = "a folder" if path.is_dir() else "a file"
+        raise BenchError(f"{path} is {kind}, where a {'folder' if folder else 'file'} is to be written; move it")
     above = next((p for p in path.parents if p.exists()), None)
     if above is not None and not above.is_dir():
-        raise BenchError(f"--out {path}: {above} is a file, not a folder")
+        raise BenchError(f"{above} is a file, where the folder of {path} is to be made; move it")
 
 
 def sweep_runs(target: str, root: Path) -> tuple[Path, list[Path], list]:
@@ -315,10 +315,10 @@ def collate(
         if out.suffix != ".csv":
             raise BenchError(f"--out {out} must name a CSV file in the results folder, e.g. results/masks.csv")
         results_path(out)
-        for path in leaderboard_files(out.with_suffix("")):
-            check_writable(path, folder=False)
+    stems = [sweep_dir(target, root) / "leaderboard"] + ([out.with_suffix("")] if out is not None else [])
+    for path in (path for stem in stems for path in leaderboard_files(stem)):
+        check_writable(path, folder=False)
     folder, tables = sweep_tables(target, root, references, metric)
-    stems = [folder / "leaderboard"] + ([out.with_suffix("")] if out is not None else [])
     for stem in stems:
         write_leaderboards(tables, stem, folder.name, metric)
     board = narrow_board(tables["summary"])
@@ -349,9 +349,10 @@ def report(
         raise BenchError(f"--format must be md or html, got {fmt!r}")
     if out is not None:  # checked before anything is computed or written
         results_path(out)
-        check_writable(out, folder=True)
+    dest = out or sweep_dir(target, root) / "report"
+    check_writable(dest, folder=True)
     folder, tables = sweep_tables(target, root, references, metric)
-    path = write_report(tables, out or folder / "report", folder.name, metric, fmt)
+    path = write_report(tables, dest, folder.name, metric, fmt)
     typer.echo(f"report of {folder.name}: {path}")
     if wandb:
         url = publish_wandb_report(tables, folder.name, metric)

@@ -10,6 +10,7 @@ from bench.config import config_hash, write_config
 from bench.results import collate, compute_table, labels, leaderboards, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 
+from .badinputs import Bad, check
 from .conftest import invoke, tiny_config
 
 # (method, budget, seed) -> (k-NN@20, linear, 1 %)
@@ -296,3 +297,94 @@ def test_narrow_board_shortens_long_names_in_the_middle():
     board = narrow_board(pd.concat([summary, summary.assign(**{"ijepa.mask.some_very_long_setting_name": "b"})]))
     assert max(len(line) for line in board.to_string(index=False).splitlines()) <= 100
     assert board["configuration"].iloc[0].startswith("ijepa (mask.") and "…" in board["configuration"].iloc[0]
+
+
+# The bad-input corpus (tests/badinputs.py) for collate and report: each case exits 2 with one line and
+# writes nothing — no table, no feature cache, no references/ folder.
+def _make(path: str, folder: bool = False):
+    def setup(tmp):
+        target = tmp / path
+        if folder:
+            target.mkdir(parents=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("kept\n")
+
+    return setup
+
+
+BAD_REPORTS = {
+    "collate metric typo": Bad(["collate", "t", "--metric", "linaer"], "--metric 'linaer' is not an accuracy column"),
+    "report metric typo": Bad(["report", "t", "--metric", "knn@21"], "--metric 'knn@21' is not an accuracy column"),
+    "collate metric of a view the runs lack": Bad(["collate", "t", "--metric", "linear_cls"], "choose one of: knn@20"),
+    "report bad format": Bad(["report", "t", "--format", "pdf"], "--format must be md or html"),
+    "report --out outside results": Bad(["report", "t", "--out", "{tmp}/elsewhere"], "outside the results folder"),
+    "collate --out not a CSV": Bad(["collate", "t", "--out", "results/t.txt"], "must name a CSV file"),
+    "collate --out a folder": Bad(
+        ["collate", "t", "--out", "results/t.csv"], "results/t.csv is a folder", setup=_make("results/t.csv", True)
+    ),
+    "collate --out whose summary is a folder": Bad(
+        ["collate", "t", "--out", "results/t.csv"], "t_summary.csv is a folder", _make("results/t_summary.csv", True)
+    ),
+    "collate --out under a file": Bad(
+        ["collate", "t", "--out", "results/old.csv/t.csv"], "results/old.csv is a file", _make("results/old.csv")
+    ),
+    "report --out onto an existing file": Bad(
+        ["report", "t", "--out", "results/page.html"], "results/page.html is a file", _make("results/page.html")
+    ),
+    "collate unknown sweep": Bad(["collate", "nosweep"], "no sweep folder"),
+    "report unknown sweep": Bad(["report", "nosweep", "--format", "html"], "no sweep folder"),
+    "collate sweep without runs": Bad(["collate", "empty"], "no runs under", setup=_make("runs/empty/notes", True)),
+    "report metric in capitals": Bad(["report", "t", "--metric", "Linear"], "--metric 'Linear' is not an accuracy"),
+    "report default folder is a file": Bad(["report", "t"], "runs/t/report is a file", setup=_make("runs/t/report")),
+    "collate leaderboard is a folder": Bad(
+        ["collate", "t"], "leaderboard_compute.csv is a folder", _make("runs/t/leaderboard_compute.csv", True)
+    ),
+    "collate --out with results a file": Bad(
+        ["collate", "t", "--out", "results/t.csv"], "results is a file", setup=lambda tmp: _results_file(tmp)
+    ),
+}
+
+
+def _results_file(tmp):
+    (tmp / "results").rmdir()
+    (tmp / "results").write_text("not a folder\n")
+
+
+@pytest.mark.parametrize("case", BAD_REPORTS)
+def test_bad_report_arguments_give_one_line_and_write_nothing(case, bad_template, tmp_path, monkeypatch):
+    check(BAD_REPORTS[case], bad_template, tmp_path, monkeypatch)
+
+
+def test_reference_rows_are_cached_per_distinct_encoder(tmp_path, monkeypatch, caplog):
+    """Keyed by the encoder's initial weights, the data and the evaluation settings: a learning rate or
+    the encoder scored at init (I-JEPA's teacher is a copy of its student) reuse one entry; a predictor
+    built before it, which changes its initial weights, or another method, get their own."""
+    import json
+    import logging
+
+    from bench.evals import run
+
+    cache = tmp_path / "references"
+    first = run.reference("random", tiny_config("ijepa"), cache)
+    assert [p.name.split("-")[0] for p in cache.iterdir()] == ["random"] and first["n_train"] == 512
+
+    def no_compute(*args):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(run, "extract_splits", no_compute)
+    same = [tiny_config("ijepa", **{"optim.lr_factor": 4}), tiny_config("ijepa", **{"eval.encoder": "student"})]
+    assert all(run.reference("random", cfg, cache) == first for cfg in same)
+    assert len(list(cache.iterdir())) == 1
+    monkeypatch.undo()
+
+    run.reference("random", tiny_config("ijepa", **{"ijepa.predictor_depth": 2}), cache)
+    run.reference("random", tiny_config("mae"), cache)
+    assert len({json.loads((p / "eval.json").read_text())["weights"] for p in cache.iterdir()}) == 3
+
+    (entry,) = [p for p in cache.iterdir() if json.loads((p / "eval.json").read_text()) == first]
+    (entry / "eval.json").write_text('{"knn": ')  # a write cut short
+    with caplog.at_level(logging.WARNING, logger="bench.evals.run"):
+        again = run.reference("random", tiny_config("ijepa"), cache)
+    assert again["knn"] == first["knn"] and json.loads((entry / "eval.json").read_text())["knn"] == first["knn"]
+    assert "is damaged (not JSON): computing it again" in caplog.text and str(entry) in caplog.text
