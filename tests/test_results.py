@@ -28,13 +28,13 @@ REFERENCES = {
 }
 
 
-def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, encoder=None, **overrides):
+def write_run(sweep_dir, method, budget, seed, knn, linear, lowshot, encoder=None, used=1.001, **overrides):
     cfg = tiny_config(method, **{"budget.kind": "flops", "budget.value": budget, "seed": seed, **overrides})
     run_dir = sweep_dir / f"{method}-{config_hash(cfg)}"
     run_dir.mkdir(parents=True)
     write_config(cfg, run_dir / "config.yaml")
-    compute = {"steps": 10, "flops": budget * 1.001, "device_hours": budget / 1e15, "images_seen": 160, "epochs": 0.3}
-    write_json({"status": "done", "compute": compute | {"budget_used": 1.001}}, run_dir / SUMMARY)
+    compute = {"steps": 10, "flops": budget * used, "device_hours": budget * used / 1e15, "images_seen": 160}
+    write_json({"status": "done", "compute": compute | {"epochs": 0.3, "budget_used": used}}, run_dir / SUMMARY)
     evaluation = {
         "knn": {"top1": {"20": knn}, "temperature": 0.07},
         "linear": {"top1": linear, "best": {"view": "last_avg"}},
@@ -204,22 +204,23 @@ def test_runs_not_done_do_not_count_as_seeds_and_tables_show_no_nan(sweep):
     assert not re.search(r"\bnan\b", to_markdown(summary))  # (vit_nano contains "nan")
 
 
-# The demo's shape: four methods, each at one budget and at its init (budget 0), over 2 seeds.
-DEMO = {  # method -> (encoder, (k-NN@20, linear, 1 %) at init, the same after training)
-    "ijepa": ("teacher", (54.0, 70.4, 61.0), (57.8, 72.8, 62.0)),
-    "mae": ("student", (70.9, 79.0, 68.1), (71.6, 79.4, 67.9)),
-    "data2vec": ("student", (51.1, 69.2, 57.7), (68.8, 74.6, 66.8)),
-    "data2vec_v1": ("student", (50.1, 65.9, 55.7), (57.7, 72.4, 64.4)),
+# The demo's shape: four methods, each at one budget and at its init (budget 0), over 2 seeds; a FLOP
+# budget stops at the step boundary nearest to it, so each method's compute used is a little off it.
+DEMO = {  # method -> (encoder, (k-NN@20, linear, 1 %) at init, the same after training, budget used)
+    "ijepa": ("teacher", (54.0, 70.4, 61.0), (57.8, 72.8, 62.0), 1.004),
+    "mae": ("student", (70.9, 79.0, 68.1), (71.6, 79.4, 67.9), 0.998),
+    "data2vec": ("student", (51.1, 69.2, 57.7), (68.8, 74.6, 66.8), 1.03),
+    "data2vec_v1": ("student", (50.1, 65.9, 55.7), (57.7, 72.4, 64.4), 0.99),
 }
 
 
 @pytest.fixture
 def demo_sweep(tmp_path):
     sweep_dir = tmp_path / "runs" / "demo"
-    for method, (encoder, init, trained) in DEMO.items():
+    for method, (encoder, init, trained, used) in DEMO.items():
         for seed in (0, 1):
             write_run(sweep_dir, method, 0.0, seed, *(v + seed for v in init), encoder=encoder)
-            write_run(sweep_dir, method, 3e12, seed, *(v + 2 * seed for v in trained), encoder=encoder)
+            write_run(sweep_dir, method, 3e12, seed, *(v + 2 * seed for v in trained), encoder=encoder, used=used)
     return sweep_dir
 
 
@@ -388,3 +389,45 @@ def test_reference_rows_are_cached_per_distinct_encoder(tmp_path, monkeypatch, c
         again = run.reference("random", tiny_config("ijepa"), cache)
     assert again["knn"] == first["knn"] and json.loads((entry / "eval.json").read_text())["knn"] == first["knn"]
     assert "is damaged (not JSON): computing it again" in caplog.text and str(entry) in caplog.text
+
+
+FIVE_REFERENCES = {"pixels": REFERENCES["pixels"]} | {
+    f"random ({method})": {"knn": {"top1": {"20": 50.0 + i}}, "linear": {"top1": 66.0 + i, "best": {"view": "x"}}}
+    for i, method in enumerate(DEMO)
+}
+
+
+@pytest.mark.parametrize("x", ["flops", "device_hours"])
+def test_plots_of_one_budget_have_readable_ticks(demo_sweep, x):
+    """One budget: the points lie within a few % of each other, where a log axis has no power of ten
+    to label. Each panel gets distinct, non-empty labels at round values around the points."""
+    from bench import plots
+
+    summary = summarize(collate(demo_sweep, FIVE_REFERENCES))
+    figure = plots.compute_plot(summary, "linear", x)
+    figure.canvas.draw()
+    trained = summary[(summary["seeds"].notna()) & (summary["budget"] > 0)][x]
+    assert len(figure.axes) == 2  # accuracy, and the gain over each init
+    for ax in figure.axes:
+        texts = [t.get_text() for t in ax.get_xticklabels()]
+        assert len(texts) >= 2 and all(texts) and len(set(texts)) == len(texts), texts
+        low, high = ax.get_xlim()
+        assert low < trained.min() and trained.max() < high
+        assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    if x == "flops":
+        assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["2e12", "3e12", "4e12"]
+
+
+def test_reference_lines_each_have_their_own_style(demo_sweep):
+    from bench import plots
+
+    summary = summarize(collate(demo_sweep, FIVE_REFERENCES))
+    names = set(FIVE_REFERENCES)
+    for figure in (plots.compute_plot(summary, "linear"), plots.ablation_bars(summary, "linear")):
+        ax = figure.axes[0]
+        refs = [line for line in ax.get_lines() if line.get_label() in names]
+        assert sorted(line.get_label() for line in refs) == sorted(names)
+        styles = {(line.get_linestyle(), line.get_color()) for line in refs}
+        assert len(styles) == len(refs) == 5
+        configs = {c.lines[0].get_color() for c in ax.containers if getattr(c, "lines", [None])[0] is not None}
+        assert not configs & {line.get_color() for line in refs}  # no reference passes for a configuration
