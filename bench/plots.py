@@ -55,26 +55,32 @@ def _references(ax, summary: pd.DataFrame, metric: str, vertical: bool = False) 
 
 
 def tick_label(value: float) -> str:
-    """3e12 rather than 3000000000000; 0.02 as it is."""
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{value:g}" if -3 <= int(exponent) <= 3 else f"{mantissa}e{int(exponent)}"
+    """3e12 or 2.5e12 rather than 3000000000000; 0.02 as it is."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{value:g}" if -3 <= int(exponent) <= 3 else f"{float(mantissa):g}e{int(exponent)}"
+
+
+MARGIN = 1.3  # a log axis over less than a decade reaches this factor beyond its points on each side
+# the coarsest of these that gives three ticks: 1, 2, 5; then 1, 2, ... 9; then 1, 1.5, ... 9.5
+MANTISSAS = ((1, 2, 5), tuple(range(1, 10)), tuple(m / 2 for m in range(2, 20)))
 
 
 def readable_log_ticks(ax, values) -> None:
     """A log x axis over less than a decade (a sweep with one budget) has no power of ten to label,
-    and its minor labels pile up: label round values (1-9 x 10^k) around the points instead,
-    from the one below the lowest to the one above the highest."""
+    and its minor labels pile up: the axis reaches MARGIN beyond the points on each side and labels
+    round values within it (1e12, 2e12, 5e12; 8e11, 9e11, 1e12; 2.5e12, 3e12, 3.5e12)."""
     from matplotlib.ticker import NullLocator
 
     values = [float(v) for v in values if pd.notna(v) and 0 < float(v) < math.inf]
     if not values or max(values) / min(values) >= 10:
         return
-    lo, hi = min(values), max(values)
-    decades = range(math.floor(math.log10(lo)) - 1, math.floor(math.log10(hi)) + 2)
-    nice = sorted(m * 10.0**e for e in decades for m in range(1, 10))
-    below, above = max(n for n in nice if n < lo * 0.999), min(n for n in nice if n > hi * 1.001)
-    ticks = [n for n in nice if below <= n <= above]
-    ax.set_xlim(below, above)
+    low, high = min(values) / MARGIN, max(values) * MARGIN
+    decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
+    for mantissas in MANTISSAS:
+        ticks = [m * 10.0**e for e in decades for m in mantissas if low <= m * 10.0**e <= high]
+        if len(ticks) >= 3:
+            break
+    ax.set_xlim(low, high)
     ax.set_xticks(ticks, [tick_label(t) for t in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
 

@@ -3,6 +3,7 @@ function of the folders, so every number here is checked against the one written
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -415,7 +416,7 @@ def test_plots_of_one_budget_have_readable_ticks(demo_sweep, x):
         assert low < trained.min() and trained.max() < high
         assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
     if x == "flops":
-        assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["2e12", "3e12", "4e12"]
+        assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["2.5e12", "3e12", "3.5e12", "4e12"]
 
 
 def test_reference_lines_each_have_their_own_style(demo_sweep):
@@ -431,3 +432,17 @@ def test_reference_lines_each_have_their_own_style(demo_sweep):
         assert len(styles) == len(refs) == 5
         configs = {c.lines[0].get_color() for c in ax.containers if getattr(c, "lines", [None])[0] is not None}
         assert not configs & {line.get_color() for line in refs}  # no reference passes for a configuration
+
+
+def test_an_evaluation_on_subsets_reads_stratified_images_and_caches_them_apart(tmp_path):
+    """eval.train_images / test_images (the demo): a stratified subset of each split, the same for every
+    run; the raw-pixel row of a full evaluation and of a subset are two cache entries."""
+    from bench.evals import run
+
+    cache = tmp_path / "references"
+    small = run.reference("pixels", tiny_config(**{"eval.train_images": 200, "eval.test_images": 100}), cache)
+    full = run.reference("pixels", tiny_config(), cache)
+    assert (small["n_train"], small["n_test"], full["n_train"], full["n_test"]) == (200, 100, 512, 128)
+    assert len(list(cache.iterdir())) == 2
+    y = run.features.labels(run.extract_splits(None, tiny_config(**{"eval.train_images": 200}), tmp_path, {})[0])
+    assert sorted(np.bincount(y)) == [50, 50, 50, 50]  # 4 classes, stratified
