@@ -110,6 +110,8 @@ class EvalConfig:
       tuning runs are scored by.
     - Low-shot: the same probe on a stratified `lowshot` fraction of the train labels, over
       `draws` draws (mean ± std), or SimCLR's list `lowshot_file` (ImageNet's 1percent.txt).
+    - `train_images`, `test_images`: a smoke run reads only a stratified subset of each split
+      (the same images for every run); every result table reads them all (None).
     """
 
     knn_k: tuple[int, ...] = (10, 20, 100, 200)
@@ -134,6 +136,10 @@ class EvalConfig:
     encoder: str = later("auto")
     scope: str = "full"
     val_images: int | None = 20_000
+    # A smoke run's evaluation (sweeps/demo.yaml): every evaluation reads a stratified subset of this
+    # many train and test images, the same for every run; None, the default: all of them.
+    train_images: int | None = later(None)
+    test_images: int | None = later(None)
 
 
 # The version of what a run's config means. Version 2 (issue 11): data2vec rows score the student,
@@ -396,8 +402,9 @@ def check_eval(ev: EvalConfig) -> None:
         raise BenchError("eval.lowshot fractions must be in (0, 1], eval.draws >= 1 and eval.fewshot_n >= 1")
     if ev.scope not in EVAL_SCOPES:
         raise BenchError(f"eval.scope {ev.scope!r} is not one of {', '.join(EVAL_SCOPES)}")
-    if ev.val_images is not None and ev.val_images < 100:
-        raise BenchError(f"eval.val_images must be >= 100 (or null: every training image), got {ev.val_images}")
+    for key in ("val_images", "train_images", "test_images"):
+        if getattr(ev, key) is not None and getattr(ev, key) < 100:
+            raise BenchError(f"eval.{key} must be >= 100 (or null: every image), got {getattr(ev, key)}")
     if ev.encoder not in EVAL_ENCODERS:
         raise BenchError(f"eval.encoder {ev.encoder!r} is not one of {', '.join(EVAL_ENCODERS)}")
     if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():

@@ -92,3 +92,15 @@ def test_published_run_ids_stay_stable(name):
     runs, waiting = load_sweep(root / f"sweeps/{name}.yaml").ready(root, score=scores.get)
     assert waiting == 0
     assert {run.run_id for run in runs} == published
+
+
+def test_eval_subsets_are_checked_and_written_only_when_set(tmp_path):
+    """eval.train_images / test_images (the demo's smoke evaluation) came after run ids were published:
+    unset, they leave config.yaml and the run id as they were."""
+    assert config_hash(build_config({"eval": {"train_images": None}})) == config_hash(RunConfig())
+    cfg = build_config({"eval": {"train_images": 5000, "test_images": 2000}})
+    assert config_hash(cfg) != config_hash(RunConfig())
+    write_config(cfg, tmp_path / "c.yaml")
+    assert read_config(tmp_path / "c.yaml").eval.test_images == 2000
+    with pytest.raises(BenchError, match="eval.test_images must be >= 100"):
+        build_config({"eval": {"test_images": 10}})

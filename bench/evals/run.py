@@ -146,14 +146,15 @@ def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Spli
 def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> tuple[dict, dict, Split]:
     """(train features, test features, train split), from the cache in `folder` when its stamp matches.
     `make_encoder(channels)` builds the encoder, on the first cache miss only; the test split
-    is read only on a miss too."""
-    splits = {"train": load_split(cfg.data, "train")}
+    is read only on a miss too. eval.train_images / test_images: a stratified subset of each."""
+    sizes = {"train": cfg.eval.train_images, "test": cfg.eval.test_images}
+    splits = {"train": val_images(load_split(cfg.data, "train"), sizes["train"])}  # val_images: any stratified subset
     device = select_device(cfg)
     encoder = {}
 
     def compute(split: str):
         if split not in splits:
-            splits[split] = load_split(cfg.data, split)
+            splits[split] = val_images(load_split(cfg.data, split), sizes[split])
         if make_encoder is None:
             return features.pixels(splits[split], cfg.data.image_size)
         if "net" not in encoder:
@@ -166,8 +167,13 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
         return out
 
     key = stamp | {"data": asdict(cfg.data), "n_layers": cfg.eval.n_layers}
+    # a subset is part of the key only when set, so that the caches of full evaluations stay valid
     train, test = (
-        features.cached(folder / FEATURES / f"{s}.pt", key | {"split": s}, lambda s=s: compute(s))
+        features.cached(
+            folder / FEATURES / f"{s}.pt",
+            key | {"split": s} | ({"images": sizes[s]} if sizes[s] is not None else {}),
+            lambda s=s: compute(s),
+        )
         for s in ("train", "test")
     )
     return train, test, splits["train"]
