@@ -225,14 +225,13 @@ def check_writable(path: Path, folder: bool) -> None:
         raise BenchError(f"{above} is a file, where the folder of {path} is to be made; move it")
 
 
-def sweep_runs(target: str, root: Path) -> tuple[Path, list[Path], list]:
-    """A sweep's folder, the run folders that can be tabled and their configs; one line on stderr for
+def sweep_runs(folder: Path) -> tuple[list[Path], list]:
+    """The run folders of a sweep folder that can be tabled, and their configs; one line on stderr for
     each kind of run left out."""
     from bench.config import CONFIG_VERSION, read_config
     from bench.results import run_dirs
     from bench.rundir import edited_after_training
 
-    folder = sweep_dir(target, root)
     dirs = run_dirs(folder)
     if not dirs:
         raise BenchError(f"no runs under {folder}")
@@ -255,7 +254,7 @@ def sweep_runs(target: str, root: Path) -> tuple[Path, list[Path], list]:
             dirs = [d for d in dirs if d not in left_out]
     if not dirs:
         raise BenchError(f"no run under {folder} can be tabled (see above); run the sweep again")
-    return folder, dirs, configs
+    return dirs, configs
 
 
 def reference_rows(configs: list, root: Path) -> dict[str, dict]:
@@ -276,18 +275,18 @@ def reference_rows(configs: list, root: Path) -> dict[str, dict]:
     return refs
 
 
-def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
-    """The sweep's leaderboards. The runs are read and --metric checked against them before any
-    reference row is computed, so that a typo leaves nothing behind."""
+def sweep_tables(folder: Path, root: Path, references: bool, metric: str) -> dict:
+    """The leaderboards of a sweep folder. The runs are read and --metric checked against them before
+    any reference row is computed (under root/references), so that a typo leaves nothing behind."""
     from bench.results import check_metric, leaderboards
     from bench.results import collate as make_table
 
-    folder, dirs, configs = sweep_runs(target, root)
+    dirs, configs = sweep_runs(folder)
     table = make_table(folder, None, dirs)
     check_metric(table, metric, folder.name)
     if references:
         table = make_table(folder, reference_rows(configs, root), dirs)
-    return folder, leaderboards(table, metric)
+    return leaderboards(table, metric)
 
 
 MetricOption = Annotated[
@@ -315,10 +314,11 @@ def collate(
         if out.suffix != ".csv":
             raise BenchError(f"--out {out} must name a CSV file in the results folder, e.g. results/masks.csv")
         results_path(out)
-    stems = [sweep_dir(target, root) / "leaderboard"] + ([out.with_suffix("")] if out is not None else [])
+    folder = sweep_dir(target, root)
+    stems = [folder / "leaderboard"] + ([out.with_suffix("")] if out is not None else [])
     for path in (path for stem in stems for path in leaderboard_files(stem)):
         check_writable(path, folder=False)
-    folder, tables = sweep_tables(target, root, references, metric)
+    tables = sweep_tables(folder, root, references, metric)
     for stem in stems:
         write_leaderboards(tables, stem, folder.name, metric)
     board = narrow_board(tables["summary"])
@@ -349,9 +349,10 @@ def report(
         raise BenchError(f"--format must be md or html, got {fmt!r}")
     if out is not None:  # checked before anything is computed or written
         results_path(out)
-    dest = out or sweep_dir(target, root) / "report"
+    folder = sweep_dir(target, root)
+    dest = out or folder / "report"
     check_writable(dest, folder=True)
-    folder, tables = sweep_tables(target, root, references, metric)
+    tables = sweep_tables(folder, root, references, metric)
     path = write_report(tables, dest, folder.name, metric, fmt)
     typer.echo(f"report of {folder.name}: {path}")
     if wandb:
