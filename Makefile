@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make demo   install everything, run sweeps/demo.yaml on Fashion-MNIST, print its leaderboard
+#               (a smoke run of the study's protocol: a few minutes after the install, in two lanes)
 #   make test   install everything, start the one-node SLURM cluster, lint, run the test suite (.ci/run)
 .PHONY: setup demo test
 
@@ -11,6 +12,8 @@ setup: .venv/.installed
 	bash scripts/setup.sh
 	touch $@
 
+# Two lanes of one core each (sweeps/demo.yaml says how the runs are dealt to them); finished runs
+# and the cached reference rows (runs/references) are reused when it runs again.
 demo: setup
 	$(BIN)/bench sweep sweeps/demo.yaml --executor local --parallel 2 --wait
 	$(BIN)/bench status sweeps/demo.yaml

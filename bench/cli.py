@@ -90,8 +90,12 @@ def sweep_dir(target: str, root: Path) -> Path:
     return folder
 
 
+NUMBER = r"[-+]?\d[\d.]*(e[-+]?\d+)?(±[\d.]+)?~?|-|"  # 71.63, +0.8~, 72.6±1.4, 3e+12, - (none)
+
+
 def print_table(table, title: str | None = None) -> None:
-    """A rich table on a terminal; plain text elsewhere (pipes, logs, greps)."""
+    """A rich table on a terminal; plain text elsewhere (pipes, logs, greps). Numbers, and columns of
+    numbers written as text, are right-aligned; cells are shown as they are (`[student]` is not markup)."""
     import sys
 
     import pandas as pd
@@ -102,23 +106,36 @@ def print_table(table, title: str | None = None) -> None:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     if sys.stdout.isatty():
+        from rich import box
         from rich.console import Console
         from rich.measure import Measurement
         from rich.table import Table
+        from rich.text import Text
 
-        rich_table = Table(title=title, header_style="bold")
+        # a rule under the header only, two spaces between columns (a space of padding, a blank rule)
+        rich_table = Table(
+            title=title, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False
+        )
         for column in table.columns:
-            rich_table.add_column(
-                str(column), justify="right" if pd.api.types.is_numeric_dtype(table[column]) else "left"
-            )
+            values = table[column]
+            numbers = pd.api.types.is_numeric_dtype(values) or values.astype(str).str.fullmatch(NUMBER).all()
+            rich_table.add_column(Text(str(column)), justify="right" if numbers else "left")
         for row in table.itertuples(index=False):
-            rich_table.add_row(*(cell(v) for v in row))
+            rich_table.add_row(*(Text(cell(v)) for v in row))
         console = Console()
         width = Measurement.get(console, console.options.update(max_width=10_000), rich_table).maximum
         Console(width=max(width, console.width)).print(rich_table)  # wider than the terminal rather than cut
         return
+    shown = table.copy()
+    for column in table.columns:  # names and words left-aligned, as rich does (pandas right-aligns all)
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values) and not values.astype(str).str.fullmatch(NUMBER).all():
+            text = values.map(cell)
+            width = max(len(str(column)), text.str.len().max())
+            shown[column] = text.str.ljust(width)
+            shown = shown.rename(columns={column: str(column).ljust(width)})
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
-        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+        typer.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
 
 
 @app.command()
@@ -230,40 +247,65 @@ def results_path(out: Path) -> Path:
     return out
 
 
-def sweep_tables(target: str, root: Path, references: bool, metric: str) -> tuple[Path, dict]:
-    from bench.evals.run import reference
-    from bench.results import collate as make_table
-    from bench.results import leaderboards, read_runs, run_dirs
+def check_writable(path: Path, folder: bool) -> None:
+    """`path` can be written as a file (folder=False) or a folder: nothing of the other kind is in the
+    way, at the path or above it. Checked before anything is computed."""
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise BenchError(f"{path} is {kind}, where a {'folder' if folder else 'file'} is to be written; move it")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise BenchError(f"{above} is a file, where the folder of {path} is to be made; move it")
 
-    folder = sweep_dir(target, root)
+
+def sweep_runs(folder: Path) -> list:
+    """The runs of a sweep folder that can be tabled (results.read_runs). Never a silent mix: runs with
+    a damaged file, made by another version of the code, or whose config.yaml was edited after
+    training are left out, with one line on stderr for each damaged run and each kind."""
+    from bench.results import read_runs, run_dirs
+
     dirs = run_dirs(folder)
     if not dirs:
         raise BenchError(f"no runs under {folder}")
-    # never a silent mix: runs with a damaged file, made by another version of the code, or whose
-    # config.yaml was edited after training are left out, with one line each damaged run and each kind
     runs, left_out = read_runs(folder, dirs)
     if not runs:
         more = f" (and {len(left_out) - 1} more reason(s))" if len(left_out) > 1 else ""
         raise BenchError(f"no run under {folder} can be tabled: {left_out[0]}{more}")
     for why in left_out:
         typer.echo(f"skipping {why}", err=True)
-    configs = [run.config for run in runs]
-    refs = {}
-    if references:  # raw pixels, and each evaluated encoder as its method initialises it (unless the sweep
-        # has its own init runs, budget 0, one per seed: random_init)
-        scored = [c for c in configs if c.eval.scope == "full"] or configs  # tuning runs see no test split
-        refs = {"pixels": reference("pixels", scored[0], root / "references")}
-        with_init = {(c.backbone, c.method) for c in scored if c.budget.value == 0}
-        kinds = {(c.backbone, c.method): c for c in scored if (c.backbone, c.method) not in with_init}
-        backbones = {backbone for backbone, _ in kinds}
-        for (backbone, method), cfg in sorted(kinds.items()):
-            where = f"{method}, {backbone}" if len(backbones) > 1 else method
-            name = "random" if len(kinds) == 1 else f"random ({where})"
-            refs[name] = reference("random", cfg, root / "references")
-    table = make_table(folder, refs, runs)
-    if metric not in table:
-        raise BenchError(f"no run of {folder.name} has a {metric!r} result yet (evaluate them: bench eval)")
-    return folder, leaderboards(table, metric)
+    return runs
+
+
+def reference_rows(configs: list, root: Path) -> dict[str, dict]:
+    """Raw pixels, and each evaluated encoder as its method initialises it unless the sweep has its own
+    init runs (budget 0, one per seed: random_init); computed once per distinct encoder and cached
+    in root/references across sweeps (bench/evals/run.py `reference`)."""
+    from bench.evals.run import reference
+
+    scored = [c for c in configs if c.eval.scope == "full"] or configs  # tuning runs see no test split
+    refs = {"pixels": reference("pixels", scored[0], root / "references")}
+    with_init = {(c.backbone, c.method) for c in scored if c.budget.value == 0}
+    kinds = {(c.backbone, c.method): c for c in scored if (c.backbone, c.method) not in with_init}
+    backbones = {backbone for backbone, _ in kinds}
+    for (backbone, method), cfg in sorted(kinds.items()):
+        where = f"{method}, {backbone}" if len(backbones) > 1 else method
+        name = "random" if len(kinds) == 1 else f"random ({where})"
+        refs[name] = reference("random", cfg, root / "references")
+    return refs
+
+
+def sweep_tables(folder: Path, root: Path, references: bool, metric: str) -> dict:
+    """The leaderboards of a sweep folder. The runs are read and --metric checked against them before
+    any reference row is computed (under root/references), so that a typo leaves nothing behind."""
+    from bench.results import check_metric, leaderboards
+    from bench.results import collate as make_table
+
+    runs = sweep_runs(folder)
+    table = make_table(folder, None, runs)
+    check_metric(table, metric, folder.name)
+    if references:
+        table = make_table(folder, reference_rows([run.config for run in runs], root), runs)
+    return leaderboards(table, metric)
 
 
 MetricOption = Annotated[
@@ -283,20 +325,26 @@ def collate(
     metric: MetricOption = "linear",
 ) -> None:
     """Write the sweep's leaderboards (runs, mean ± std per configuration, compute against accuracy;
-    CSV and Markdown) into the sweep folder, and print them."""
-    from bench.results import write_leaderboards
+    CSV and Markdown) into the sweep folder, and print the leaderboard: per configuration its budget,
+    steps, k-NN, linear and 1 % top-1 and the gains over its init (the wide tables are the files)."""
+    from bench.results import leaderboard_files, narrow_board, write_leaderboards
 
-    if out is not None and out.suffix != ".csv":
-        raise BenchError(f"--out {out} must name a CSV file in the results folder, e.g. results/masks.csv")
-    if out is not None:
+    if out is not None:  # every argument is checked before anything is computed or written
+        if out.suffix != ".csv":
+            raise BenchError(f"--out {out} must name a CSV file in the results folder, e.g. results/masks.csv")
         results_path(out)
-    folder, tables = sweep_tables(target, root, references, metric)
-    write_leaderboards(tables, folder / "leaderboard", folder.name, metric)
-    if out is not None:
-        write_leaderboards(tables, out.with_suffix(""), folder.name, metric)
-    print_table(tables["runs"])
-    typer.echo("")
-    print_table(tables["compute"])
+    folder = sweep_dir(target, root)
+    stems = [folder / "leaderboard"] + ([out.with_suffix("")] if out is not None else [])
+    for path in (path for stem in stems for path in leaderboard_files(stem)):
+        check_writable(path, folder=False)
+    tables = sweep_tables(folder, root, references, metric)
+    for stem in stems:
+        write_leaderboards(tables, stem, folder.name, metric)
+    board = narrow_board(tables["summary"])
+    print_table(board)
+    if "note" in board.attrs:
+        typer.echo(board.attrs["note"])
+    typer.echo(f"every column and run: {stems[-1]}{{.csv,_summary.csv,_compute.csv,.md}}")
 
 
 @app.command()
@@ -318,10 +366,13 @@ def report(
 
     if fmt not in ("md", "html"):
         raise BenchError(f"--format must be md or html, got {fmt!r}")
-    if out is not None:
+    if out is not None:  # checked before anything is computed or written
         results_path(out)
-    folder, tables = sweep_tables(target, root, references, metric)
-    path = write_report(tables, out or folder / "report", folder.name, metric, fmt)
+    folder = sweep_dir(target, root)
+    dest = out or folder / "report"
+    check_writable(dest, folder=True)
+    tables = sweep_tables(folder, root, references, metric)
+    path = write_report(tables, dest, folder.name, metric, fmt)
     typer.echo(f"report of {folder.name}: {path}")
     if wandb:
         url = publish_wandb_report(tables, folder.name, metric)

@@ -113,6 +113,8 @@ class EvalConfig:
       tuning runs are scored by.
     - Low-shot: the same probe on a stratified `lowshot` fraction of the train labels, over
       `draws` draws (mean ± std), or SimCLR's list `lowshot_file` (ImageNet's 1percent.txt).
+    - `train_images`, `test_images`: a smoke run reads only a stratified subset of each split
+      (the same images for every run); every result table reads them all (None).
     """
 
     knn_k: tuple[int, ...] = (10, 20, 100, 200)
@@ -137,6 +139,10 @@ class EvalConfig:
     encoder: str = later("auto")
     scope: str = "full"
     val_images: int | None = 20_000
+    # A smoke run's evaluation (sweeps/demo.yaml): every evaluation reads a stratified subset of this
+    # many train and test images, the same for every run; None, the default: all of them.
+    train_images: int | None = later(None)
+    test_images: int | None = later(None)
 
 
 # The version of what a run's config means. Version 2 (issue 11): data2vec rows score the student,
@@ -296,6 +302,8 @@ RANGES: dict[str, Range] = {
     "eval.lowshot": SHARE,
     "eval.draws": Range(1, 100),
     "eval.val_images": Range(100, why="(or null: every training image)"),
+    "eval.train_images": Range(100, why="(or null: every training image)"),
+    "eval.test_images": Range(100, why="(or null: every test image)"),
 }
 
 

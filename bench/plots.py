@@ -1,15 +1,18 @@
 """Plots of a sweep's summary (bench/results.py `summarize`): PNG and SVG, matplotlib only.
 
 - `compute_plot`: accuracy against compute used, a line per configuration through its
-  budgets, error bars over seeds, reference rows as dashed lines (the I-JEPA paper's Fig. 1);
-  beside it, each configuration's gain over its own initialisation.
+  budgets, error bars over seeds, reference rows as grey lines, each its own dash and shade
+  (the I-JEPA paper's Fig. 1); beside it, each configuration's gain over its own initialisation.
+  A sweep whose compute spans less than a decade (one budget) gets ticks at round values
+  around its points instead of a log axis without a labelled tick.
 - `ablation_bars`: a bar per configuration at one budget (the masking ablations), error bars
-  over seeds, reference rows as dashed lines.
+  over seeds, reference rows as in `compute_plot`.
 
     figure = compute_plot(summary, "linear", "flops")
     save(figure, Path("results/methods_compute"))   # methods_compute.png and .svg
 """
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -31,11 +34,55 @@ def _figure(width: float = 6.4, height: float = 4.4, panels: int | None = None):
     return fig, (list(axes[0]) if panels else axes[0][0])
 
 
-def _references(ax, summary: pd.DataFrame, metric: str) -> None:
+# Reference lines: grey, so that they never pass for a configuration (C0, C1, ... and their dotted
+# inits); a dash per line and, past three lines, a darker or lighter shade, so that no two look alike.
+REFERENCE_DASHES = ("--", ":", "-.")
+REFERENCE_GREYS = ("0.35", "0.6", "0.1")
+
+
+def reference_style(i: int) -> dict:
+    """The line style of the i-th reference row: distinct for the first 9."""
+    dash, shade = REFERENCE_DASHES[i % 3], REFERENCE_GREYS[(i // 3) % 3]
+    return {"linestyle": dash, "color": shade, "linewidth": 1.2}
+
+
+def _references(ax, summary: pd.DataFrame, metric: str, vertical: bool = False) -> None:
     refs = summary[summary["seeds"].isna()] if "seeds" in summary else summary.iloc[0:0]
+    refs = refs[refs[metric].notna()] if metric in refs else refs.iloc[0:0]
+    line = ax.axvline if vertical else ax.axhline
     for i, (_, ref) in enumerate(refs.iterrows()):
-        if metric in ref and pd.notna(ref[metric]):
-            ax.axhline(ref[metric], color="0.4", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=ref["method"])
+        line(ref[metric], label=ref["method"], **reference_style(i))
+
+
+def tick_label(value: float) -> str:
+    """3e12 or 2.5e12 rather than 3000000000000; 0.02 as it is."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{value:g}" if -3 <= int(exponent) <= 3 else f"{float(mantissa):g}e{int(exponent)}"
+
+
+MARGIN = 1.3  # a log axis over less than a decade reaches this factor beyond its points on each side
+# the coarsest of these that gives three ticks: 1, 2, 5; then 1, 2, ... 9; then 1, 1.5, ... 9.5
+MANTISSAS = ((1, 2, 5), tuple(range(1, 10)), tuple(m / 2 for m in range(2, 20)))
+
+
+def readable_log_ticks(ax, values) -> None:
+    """A log x axis over less than a decade (a sweep with one budget) has no power of ten to label,
+    and its minor labels pile up: the axis reaches MARGIN beyond the points on each side and labels
+    round values within it (1e12, 2e12, 5e12; 8e11, 9e11, 1e12; 2.5e12, 3e12, 3.5e12)."""
+    from matplotlib.ticker import NullLocator
+
+    values = [float(v) for v in values if pd.notna(v) and 0 < float(v) < math.inf]
+    if not values or max(values) / min(values) >= 10:
+        return
+    low, high = min(values) / MARGIN, max(values) * MARGIN
+    decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
+    for mantissas in MANTISSAS:
+        ticks = [m * 10.0**e for e in decades for m in mantissas if low <= m * 10.0**e <= high]
+        if len(ticks) >= 3:
+            break
+    ax.set_xlim(low, high)
+    ax.set_xticks(ticks, [tick_label(t) for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"):
@@ -78,6 +125,7 @@ def compute_plot(summary: pd.DataFrame, metric: str = "linear", x: str = "flops"
     name = METRIC_NAMES.get(metric, metric)
     for a in axes:
         a.set_xscale("log")
+        readable_log_ticks(a, trained[x])
         a.set_xlabel(COMPUTE_NAMES.get(x, x))
         a.grid(alpha=0.3)
     ax.set_ylabel(f"{name} top-1 (%)")
@@ -105,9 +153,7 @@ def ablation_bars(summary: pd.DataFrame, metric: str = "linear", budget: float |
     ax.barh(range(len(runs)), runs[metric], xerr=None if std is None else std.fillna(0), capsize=3, color="C0")
     ax.set_yticks(range(len(runs)), runs["label"], fontsize="small")
     refs = summary.loc[summary["seeds"].isna(), metric].dropna() if metric in summary else pd.Series(dtype=float)
-    for i, (_, ref) in enumerate(summary[summary["seeds"].isna()].iterrows()):
-        if pd.notna(ref.get(metric)):
-            ax.axvline(ref[metric], color="0.4", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=ref["method"])
+    _references(ax, summary, metric, vertical=True)
     low = min([*runs[metric].dropna(), *refs]) if len(runs) else 0.0
     ax.set_xlim(left=max(0.0, 5 * (low // 5) - 5))
     ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")

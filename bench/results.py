@@ -15,6 +15,9 @@ minus that of its method's init run of the same seed); `summarize` gives its mea
 seeds and calls a gain within noise when |mean| <= 2 std. Within a budget, configurations are
 ranked by the headline metric and adjacent ones whose per-seed values a Welch t-test does not
 separate (p >= 0.05) are tied (`ranking`).
+
+`leaderboards` gives the tables the files hold (every column); `narrow_board` the one a terminal
+shows, 100 characters wide: per configuration its budget, steps, k-NN, linear, 1 % and the gains.
 """
 
 import json
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config import CONFIG_VERSION, RunConfig, to_dict
-from bench.errors import DamagedFile
+from bench.errors import BenchError, DamagedFile
 from bench.rundir import (
     CONFIG,
     EVAL,
@@ -474,6 +477,98 @@ def ranking(rows: pd.DataFrame) -> str:
     return text
 
 
+def accuracy_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of a runs table a --metric may name: top-1 accuracies (k-NN per k, few-shot k-NN,
+    the linear, [cls] and low-shot probes, the validation score), not their std, view or temperature."""
+    other = ("knn_T", "linear_view")
+    return [
+        c
+        for c in table.columns
+        if c.startswith(("knn", "val_knn", "linear")) and c not in other and not c.endswith("_std")
+    ]
+
+
+def check_metric(table: pd.DataFrame, metric: str, sweep: str) -> None:
+    """One clear error unless `metric` is an accuracy column that some run of the sweep has a value of:
+    checked on the runs alone, before any reference row is computed."""
+    known = accuracy_columns(table)
+    if metric in known and table[metric].notna().any():
+        return
+    if metric in known or metric in GAIN_METRICS:
+        raise BenchError(f"no run of {sweep} has a {metric!r} result yet (evaluate them: bench eval)")
+    choices = ", ".join(dict.fromkeys([*GAIN_METRICS, *known]))
+    raise BenchError(f"--metric {metric!r} is not an accuracy column of {sweep}; choose one of: {choices}")
+
+
+BOARD_METRICS = {"knn@20": "k-NN@20", "linear": "linear", "linear_1%": "1 %"}
+BOARD_WIDTH = 100  # a terminal's width, with room to spare on most
+NOISE_MARK = "~"
+
+
+def narrow_board(summary: pd.DataFrame, width: int = BOARD_WIDTH) -> pd.DataFrame:
+    """The leaderboard a terminal shows, at most `width` characters a line: a row per configuration —
+    its name, budget, steps, k-NN@20, linear and 1 % top-1 (mean ± std over seeds) and the gain of
+    each over its method's own init (Δ, mean over seeds; `~` where within noise) — then each
+    method's init (budget `init`) and the reference rows. Names too long for the width are shortened
+    in the middle. The wide tables (every column, the gains' std, full names) are the CSV and
+    Markdown files; `board.attrs["note"]` says what Δ and ~ mean."""
+    rows = summary.copy()
+    rows["configuration"] = labels(summary) if "seeds" in rows else rows["method"]
+    configs = rows[rows["seeds"].notna()] if "seeds" in rows else rows.iloc[0:0]
+    refs = rows.drop(configs.index)
+    init = configs["role"] == "init" if "role" in configs else pd.Series(False, index=configs.index)
+    order = [c for c in ("rank", "linear") if c in configs]
+    heads = configs[~init].sort_values(["budget", *order], ascending=[True, *[c == "rank" for c in order]])
+    metrics = [m for m in BOARD_METRICS if m in rows and rows[m].notna().any()]
+    spread = any(f"{m}_std" in configs and configs[f"{m}_std"].notna().any() for m in metrics)
+
+    def number(value, std=None, sign: str = "") -> str:
+        if pd.isna(value):
+            return "-"
+        if pd.notna(std):
+            return f"{value:{sign}.1f}±{std:.1f}"
+        return f"{value:{sign}.1f}" if spread else f"{value:{sign}.2f}"
+
+    def line(row, budget: str) -> dict:
+        out = {"configuration": row["configuration"], "budget": budget}
+        out["steps"] = "-" if pd.isna(row.get("steps")) else f"{row['steps']:.0f}"
+        for m in metrics:
+            out[BOARD_METRICS[m]] = number(row[m], row.get(f"{m}_std"))
+        for m in metrics:
+            gain = row.get(f"gain_{m}")
+            cell = "" if pd.isna(gain) else number(gain, sign="+")
+            out[f"Δ{BOARD_METRICS[m]}"] = cell + (NOISE_MARK if row.get(f"gain_{m}_noise") is True else "")
+        return out
+
+    lines = [line(r, f"{r['budget']:g}") for _, r in heads.iterrows()]
+    lines += [line(r, "init") for _, r in configs[init].iterrows()]
+    lines += [line(r, "-") for _, r in refs.iterrows()]
+    board = pd.DataFrame(lines)
+    if board.empty:
+        return board
+    board = board[[c for c in board.columns if not c.startswith("Δ") or board[c].ne("").any()]]
+    # two characters between columns (rich's padding; plain text needs one)
+    others = sum(max(len(c), board[c].str.len().max()) + 2 for c in board.columns if c != "configuration")
+    room = max(width - others, len("configuration"))
+    board["configuration"] = board["configuration"].map(lambda name: shorten(name, room))
+    notes = []
+    if any(c.startswith("Δ") for c in board.columns):
+        notes.append("Δ: gain over the method's own init, paired by seed")
+    if board.apply(lambda col: col.str.endswith(NOISE_MARK)).any().any():
+        notes.append(f"{NOISE_MARK}: within noise, |gain| <= {NOISE_STDS:g} std over seeds")
+    if notes:
+        board.attrs["note"] = "; ".join(notes)
+    return board
+
+
+def shorten(text: str, room: int) -> str:
+    """`text` cut in the middle to `room` characters ("ijepa [tea…ets=4)"); as it is when it fits."""
+    if len(text) <= room:
+        return text
+    head = (room - 1) // 2
+    return text[:head] + "…" + text[len(text) - (room - 1 - head) :]
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     cells = table.astype(object).where(table.notna(), None)  # tabulate leaves NaN as "nan"
     return cells.to_markdown(index=False, floatfmt=".4g", missingval="")
@@ -518,10 +613,15 @@ def markdown_report(tables: dict[str, pd.DataFrame], title: str, metric: str, pl
     return "\n".join(parts)
 
 
-def write_leaderboards(tables: dict[str, pd.DataFrame], stem: Path, title: str, metric: str) -> list[Path]:
+def leaderboard_files(stem: Path) -> list[Path]:
     """STEM.csv (runs), STEM_summary.csv, STEM_compute.csv and STEM.md."""
-    paths = [stem.with_suffix(".csv"), stem.with_name(f"{stem.name}_summary.csv")]
-    paths += [stem.with_name(f"{stem.name}_compute.csv"), stem.with_suffix(".md")]
+    names = (f"{stem.name}.csv", f"{stem.name}_summary.csv", f"{stem.name}_compute.csv", f"{stem.name}.md")
+    return [stem.with_name(name) for name in names]
+
+
+def write_leaderboards(tables: dict[str, pd.DataFrame], stem: Path, title: str, metric: str) -> list[Path]:
+    """STEM.csv (runs), STEM_summary.csv, STEM_compute.csv and STEM.md; their paths."""
+    paths = leaderboard_files(stem)
     write_csv(tables["runs"], paths[0])
     write_csv(tables["summary"], paths[1])
     write_csv(tables["compute"], paths[2])

@@ -287,3 +287,15 @@ def test_a_flop_or_time_budget_beyond_max_steps_fails_once_a_step_is_priced():
     fits = Budget(BudgetConfig("flops", 1e16), 10, Spent(steps=1, flops=1e9))
     fits.last_cost = 1e9
     fits.check_length()  # 1e7 steps
+
+
+def test_eval_subsets_are_checked_and_written_only_when_set(tmp_path):
+    """eval.train_images / test_images (the demo's smoke evaluation) came after run ids were published:
+    unset, they leave config.yaml and the run id as they were."""
+    assert config_hash(build_config({"eval": {"train_images": None}})) == config_hash(RunConfig())
+    cfg = build_config({"eval": {"train_images": 5000, "test_images": 2000}})
+    assert config_hash(cfg) != config_hash(RunConfig())
+    write_config(cfg, tmp_path / "c.yaml")
+    assert read_config(tmp_path / "c.yaml").eval.test_images == 2000
+    with pytest.raises(BenchError, match="eval.test_images must be >= 100"):
+        build_config({"eval": {"test_images": 10}})

@@ -57,3 +57,29 @@ def test_gpu_index_matches_cpu_index():
     cpu = knn_predict(train_x, train_y, test_x, (10,), 0.07, 3, use_gpu=False)[10]
     gpu = knn_predict(train_x, train_y, test_x, (10,), 0.07, 3, use_gpu=True)[10]
     assert (cpu == gpu).mean() >= 0.98
+
+
+def test_faiss_loader_says_nothing_at_info_through_our_knn():
+    """faiss's loader logs every AVX512 build it fails to load, with a ModuleNotFoundError, at INFO: in
+    a job log (INFO) that reads as a failure. A fresh process, logging at INFO as jobs do, runs our k-NN:
+    nothing from faiss's loader; importing bench.evals.knn alone neither imports faiss nor touches
+    logging (nothing at import time)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import logging, sys
+import numpy as np
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+import bench.evals.knn as knn
+assert "faiss" not in sys.modules and logging.getLogger("faiss.loader").level == logging.NOTSET
+x = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+y = np.arange(50) % 5
+print(knn.knn_top1(x, y, x, y, ks=(1,), use_gpu=False)[1])
+"""
+    root = Path(__file__).resolve().parents[1]  # `python -c` imports from its working folder: this checkout
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip()) == 100.0  # each point is its own nearest neighbour
+    assert "faiss.loader" not in done.stderr and "ModuleNotFoundError" not in done.stderr, done.stderr

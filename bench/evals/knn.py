@@ -5,15 +5,33 @@ for their class with weight exp(sim / T); the class with the largest summed weig
 One faiss search at the largest k serves every k in the list.
 
     top1 = knn_top1(train_x, train_y, test_x, test_y, ks=(10, 20, 100, 200), temperature=0.07)
+
+faiss is imported on first use (`load_faiss`), not with this module.
 """
 
 import logging
+from types import ModuleType
 
-import faiss
 import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+
+# faiss's loader tries its AVX512 builds first and logs each miss at INFO with the ModuleNotFoundError
+# it caught ("Could not load library with AVX512 support due to: ModuleNotFoundError(...)"), which reads
+# as a failure at the top of every job log, `bench train` output and W&B console; it then loads the
+# build that fits. Its warnings and errors still show.
+FAISS_LOADER = "faiss.loader"
+
+
+def load_faiss() -> ModuleType:
+    """faiss, its loader's INFO messages quietened, searching with as many threads as torch was given
+    (a local lane's share of the cores: more would fight the other lane for them)."""
+    logging.getLogger(FAISS_LOADER).setLevel(logging.WARNING)
+    import faiss
+
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    return faiss
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -21,8 +39,9 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def make_index(dim: int, use_gpu: bool | None = None) -> faiss.Index:
-    """Exact inner-product index; on the GPU when faiss sees one (and use_gpu is not False)."""
+def make_index(dim: int, use_gpu: bool | None = None):
+    """Exact inner-product index (a faiss.Index); on the GPU when faiss sees one (and use_gpu is not False)."""
+    faiss = load_faiss()
     index = faiss.IndexFlatIP(dim)
     if use_gpu is None:
         use_gpu = faiss.get_num_gpus() > 0

@@ -6,7 +6,8 @@
 Features are extracted once per checkpoint and split into `features/` (bench/evals/features.py);
 k-NN, few-shot k-NN, the linear probe and the low-shot probe all read that cache. The
 reference rows — raw pixels and a randomly initialised encoder of the run's backbone —
-go through the same protocol once per dataset and are cached in the root's `references/`.
+go through the same protocol once per distinct encoder (a hash of its initial weights), dataset
+and evaluation settings, and are cached in the root's `references/` across sweeps.
 """
 
 import hashlib
@@ -22,7 +23,7 @@ import torch
 from bench.config import RunConfig, check_version, training_hash
 from bench.data import Split, TensorImages, load_split
 from bench.engine import load_checkpoint, select_device
-from bench.errors import BenchError
+from bench.errors import BenchError, DamagedFile
 from bench.evals import features
 from bench.evals.knn import knn_top1
 from bench.evals.linear import linear_probe, split_val
@@ -145,14 +146,15 @@ def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Spli
 def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> tuple[dict, dict, Split]:
     """(train features, test features, train split), from the cache in `folder` when its stamp matches.
     `make_encoder(channels)` builds the encoder, on the first cache miss only; the test split
-    is read only on a miss too."""
-    splits = {"train": load_split(cfg.data, "train")}
+    is read only on a miss too. eval.train_images / test_images: a stratified subset of each."""
+    sizes = {"train": cfg.eval.train_images, "test": cfg.eval.test_images}
+    splits = {"train": val_images(load_split(cfg.data, "train"), sizes["train"])}  # val_images: any stratified subset
     device = select_device(cfg)
     encoder = {}
 
     def compute(split: str):
         if split not in splits:
-            splits[split] = load_split(cfg.data, split)
+            splits[split] = val_images(load_split(cfg.data, split), sizes[split])
         if make_encoder is None:
             return features.pixels(splits[split], cfg.data.image_size)
         if "net" not in encoder:
@@ -165,8 +167,13 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
         return out
 
     key = stamp | {"data": asdict(cfg.data), "n_layers": cfg.eval.n_layers}
+    # a subset is part of the key only when set, so that the caches of full evaluations stay valid
     train, test = (
-        features.cached(folder / FEATURES / f"{s}.pt", key | {"split": s}, lambda s=s: compute(s))
+        features.cached(
+            folder / FEATURES / f"{s}.pt",
+            key | {"split": s} | ({"images": sizes[s]} if sizes[s] is not None else {}),
+            lambda s=s: compute(s),
+        )
         for s in ("train", "test")
     )
     return train, test, splits["train"]
@@ -254,29 +261,49 @@ def encoder_moved(encoder: torch.nn.Module, initial: torch.nn.Module) -> float:
     return (diff / norm) ** 0.5 if norm > 0 else 0.0
 
 
+def weights_digest(net: torch.nn.Module) -> str:
+    """A hash of a module's parameters and buffers (names, shapes, dtypes, values)."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
-    """A reference row through the same protocol, computed once per dataset (and encoder) and cached:
-    `pixels` (normalised raw pixels) or `random` (the encoder the run is evaluated on, as its method
-    builds it before any training, seed 0). Methods initialise differently (MAE: Xavier; I-JEPA:
-    truncated normal, std 0.02, without residual rescale; data2vec 2.0: normal, std 0.02, [cls] from
-    N(0, 1); data2vec v1: truncated normal with the residual rescale) and some add a [cls] token, so
-    each method has its own random row."""
-    protocol = {"data": asdict(cfg.data), "eval": asdict(cfg.eval)}
+    """A reference row through the same protocol: `pixels` (normalised raw pixels) or `random` (the
+    encoder the run is evaluated on, as its method builds it before any training, seed 0). Methods
+    initialise differently (MAE: Xavier; I-JEPA: truncated normal, std 0.02, without residual rescale;
+    data2vec 2.0: normal, std 0.02, [cls] from N(0, 1); data2vec v1: truncated normal with the residual
+    rescale) and some add a [cls] token, so each method has its own random row.
+
+    Cached in `cache_dir` under what decides the row, across sweeps: the dataset and the evaluation
+    settings, and for `random` a hash of the encoder's initial weights — not its method's or sweep's
+    name, so two configs whose encoders start from the same weights share one entry, and a method
+    setting that leaves the encoder alone (a predictor's depth, a learning rate) reuses it. A damaged
+    entry is computed again, saying so."""
+    # the scored encoder is named by its weights; the scope of the run it stands beside does not apply
+    protocol = {"data": asdict(cfg.data), "eval": asdict(replace(cfg.eval, encoder="auto", scope="full"))}
+    encoder = None
     if name == "random":
-        protocol["backbone"] = cfg.backbone
-        protocol["method"] = cfg.method
+        torch.manual_seed(0)
+        channels = load_split(cfg.data, "train").channels
+        encoder = eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]  # at init: teacher = student
+        protocol["weights"] = weights_digest(encoder)
     digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
-    label = f"{name}-{cfg.backbone}-{cfg.method}" if name == "random" else name
-    folder = Path(cache_dir) / f"{label}-{cfg.data.name}-{digest}"
-    cached = read_json(folder / EVAL)
+    folder = Path(cache_dir) / f"{name}-{cfg.data.name}-{digest}"
+    try:
+        cached = read_json(folder / EVAL)
+    except DamagedFile:
+        log.warning("reference cache %s is damaged (not JSON): computing it again", folder / EVAL)
+        cached = None
     if cached is not None:
         return cached
-
-    def make_encoder(channels: int):
-        torch.manual_seed(0)
-        return eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]  # at init: teacher = student
-
-    train, test, split = extract_splits(make_encoder if name == "random" else None, cfg, folder, {"reference": name})
+    label = f"{name}-{cfg.backbone}-{cfg.method}" if name == "random" else name
+    make_encoder = (lambda channels: encoder) if encoder is not None else None
+    train, test, split = extract_splits(make_encoder, cfg, folder, {"reference": name})
     record = evaluate_features(train, test, cfg, split) | {"dataset": cfg.data.name, "reference": label}
+    if "weights" in protocol:
+        record["weights"] = protocol["weights"]
     write_json(record, folder / EVAL)
     return record
