@@ -48,6 +48,8 @@ ACTIVE = {
     "STAGE_OUT",
     "STOPPED",
 }
+# states of a job waiting to (re)start: after a hard requeue its run last said "running"
+WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD"}
 
 
 @dataclass
@@ -168,7 +170,11 @@ def accounted(job_ids: list[str]) -> dict[str, str] | None:
 
 
 def is_active(state: str | None) -> bool:
-    return state is not None and state.split()[0] in ACTIVE
+    return bool(state) and state.split()[0] in ACTIVE
+
+
+def is_waiting(state: str | None) -> bool:
+    return bool(state) and state.split()[0] in WAITING
 
 
 def cancel(job_ids: list[str]) -> None:

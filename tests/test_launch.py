@@ -3,8 +3,10 @@ sweep lock, SLURM parameters and the sbatch scripts the SLURM executor writes (a
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -14,13 +16,14 @@ import torch
 from bench import engine, launch
 from bench.data import Augmentation
 from bench.errors import BenchError
-from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, run_state, submit_slurm
+from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
 from bench.methods import build_method
-from bench.rundir import METRICS, STATE, SUBMISSION, SUMMARY, read_json, write_json
+from bench.rundir import CHECKPOINT, METRICS, STATE, SUBMISSION, SUMMARY, prepare_run_dir, read_json, write_json
 from bench.slurm import SlurmConfig, slurm_config
 from bench.sweep import load_sweep
 
-from .conftest import TINY_METHODS, invoke, tiny_config, write_sweep
+from .badinputs import Bad, check, run_dir
+from .conftest import TINY_BASE, TINY_METHODS, invoke, tiny_config, write_sweep
 
 
 @pytest.mark.parametrize("method", list(TINY_METHODS))
@@ -166,22 +169,71 @@ def test_a_claim_without_job_ids_is_owned_while_its_launcher_lives(tmp_path):
     run.mkdir()
     finished = dead_process()
     claim = {"executor": "slurm", "token": "t", "host": socket.gethostname()}
-    write_json(claim | {"launcher_pid": os.getpid()}, run / SUBMISSION)
+    me = {"launcher_pid": os.getpid(), "launcher": process_identity(os.getpid())}
+    write_json(claim | me, run / SUBMISSION)
     assert run_state(run, FakeQueue({}))["state"] == "submitted" and run_state(run, FakeQueue({}))["active"]
-    write_json(claim | {"launcher_pid": finished.pid}, run / SUBMISSION)  # the launcher died before sbatch answered
-    state = run_state(run, FakeQueue({}))
-    assert state["state"] == "crashed" and not state["active"] and state["error"] == "the submission did not finish"
+    for gone in (
+        {"launcher_pid": finished.pid},  # the launcher died before sbatch answered
+        me | {"launcher": me["launcher"] | {"start": me["launcher"]["start"] - 1}},  # its pid is another's now
+    ):
+        write_json(claim | gone, run / SUBMISSION)
+        state = run_state(run, FakeQueue({}))
+        assert state["state"] == "crashed" and not state["active"] and state["error"] == "the submission did not finish"
 
 
-def test_a_local_run_whose_process_died_is_crashed(tmp_path):
+def test_a_local_run_whose_process_ended_is_crashed(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     finished = dead_process()
     here = {"executor": "local", "token": "a", "host": socket.gethostname()}
     write_json(here | {"pid": finished.pid}, run / SUBMISSION)
     assert run_state(run)["state"] == "crashed"
-    write_json(here | {"pid": os.getpid()}, run / SUBMISSION)
+    write_json(here | {"pid": os.getpid(), "process": process_identity(os.getpid())}, run / SUBMISSION)
     assert run_state(run)["state"] == "submitted"
+    # the training process wrote state.json: its record decides
+    write_json(here | {"state": "running", "pid": finished.pid, "process": None}, run / STATE)
+    assert run_state(run)["state"] == "crashed"
+    # a record that names a live pid without its identity (an older version's) proves nothing either way
+    write_json(here | {"state": "running", "pid": os.getpid()}, run / STATE)
+    assert run_state(run)["state"] == "running" and launch.pid_alive(run_state(run)) is None
+
+
+def sleeper() -> subprocess.Popen:
+    return subprocess.Popen(["sleep", "600"])
+
+
+def test_a_stale_pid_now_held_by_an_unrelated_process_is_never_signalled(tmp_path):
+    """A run's state.json names a pid that an unrelated live process (`sleep`) holds now: another start
+    time, or no identity at all. `bench cancel` leaves it alone and the run reads crashed, not active;
+    the same record with the process's own identity is the run's, and cancel stops it."""
+    sweep_dir = tmp_path / "runs" / "t"
+    unrelated, owned = sleeper(), sleeper()
+    try:
+        for name, pid, process in [
+            ("stale", unrelated.pid, process_identity(unrelated.pid) | {"start": 1}),
+            ("older", unrelated.pid, None),  # an older version's record: a bare pid
+            ("owned", owned.pid, process_identity(owned.pid)),
+        ]:
+            run = sweep_dir / f"ijepa-{name}"
+            prepare_run_dir(tiny_config(), run)
+            here = {"executor": "local", "token": "a", "host": socket.gethostname(), "job_id": str(pid)}
+            write_json(here | {"pid": pid, "process": process}, run / SUBMISSION)
+            write_json(here | {"state": "running", "pid": pid, "process": process}, run / STATE)
+        assert launch.pid_alive(read_json(sweep_dir / "ijepa-stale" / STATE)) is False
+        status = invoke("status", sweep_dir)
+        assert status.exit_code == 0, status.output
+        rows = {line.split()[0]: line.split()[1] for line in status.output.splitlines()[1:]}
+        assert rows == {"ijepa-older": "running", "ijepa-owned": "running", "ijepa-stale": "crashed"}
+        result = invoke("cancel", sweep_dir)
+        assert result.exit_code == 0 and "2 run(s) cancelled" in result.output  # older and owned are active
+        assert unrelated.poll() is None  # never signalled, though two records name its pid
+        assert owned.wait(timeout=10) == -signal.SIGINT  # provably the run's: asked to stop
+        assert read_json(sweep_dir / "ijepa-stale" / STATE)["state"] == "running"  # crashed; nothing written
+        assert read_json(sweep_dir / "ijepa-owned" / STATE)["state"] == "cancelled"
+    finally:
+        for process in (unrelated, owned):
+            process.kill()
+            process.wait()
 
 
 def test_two_launches_at_once_submit_each_run_once(tmp_path):
@@ -210,22 +262,29 @@ def test_two_launches_at_once_submit_each_run_once(tmp_path):
     assert len(calls) == 1 and len(calls[0]) == 3
 
 
-def test_usr2_waits_for_the_step_while_training_and_requeues_at_once_otherwise():
+def test_usr2_and_ctrl_c_wait_for_the_step_while_training_and_act_at_once_otherwise():
     import signal
 
     received = []
     previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
     try:
         job = Job([], token="t")
-        with job.deferred_preemption() as requeue:
+        with job.deferred_signals() as requeue:
             os.kill(os.getpid(), signal.SIGUSR2)  # evaluating, setting up: submitit's handler at once
             assert received == [signal.SIGUSR2] and job.signal is None
+            with pytest.raises(KeyboardInterrupt):  # a Ctrl-C outside training: at once
+                os.kill(os.getpid(), signal.SIGINT)
             job.training = True
             os.kill(os.getpid(), signal.SIGUSR2)  # training: held for the end of the step
             assert received == [signal.SIGUSR2] and job.signal is not None
+            os.kill(os.getpid(), signal.SIGINT)  # training: the engine stops after this step
+            assert job.interrupt
+            with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+                os.kill(os.getpid(), signal.SIGINT)
             job.training = False
             requeue()
             assert received == [signal.SIGUSR2, signal.SIGUSR2]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGUSR2, previous)
 
