@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,11 +19,21 @@ from bench.data import Augmentation
 from bench.errors import BenchError
 from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
 from bench.methods import build_method
-from bench.rundir import CHECKPOINT, METRICS, STATE, SUBMISSION, SUMMARY, prepare_run_dir, read_json, write_json
+from bench.rundir import (
+    CHECKPOINT,
+    METRICS,
+    STATE,
+    SUBMISSION,
+    SUMMARY,
+    last_record,
+    prepare_run_dir,
+    read_json,
+    write_json,
+)
 from bench.slurm import SlurmConfig, slurm_config
 from bench.sweep import load_sweep
 
-from .badinputs import Bad, check, run_dir
+from . import badinputs
 from .conftest import TINY_BASE, TINY_METHODS, invoke, tiny_config, write_sweep
 
 
@@ -423,3 +434,101 @@ def test_eval_as_a_job_leaves_untrained_and_owned_runs_alone(tmp_path):
     assert "evaluation of 1 run(s)" in result.output and "1 skipped" in result.output
     (first / SUMMARY).unlink()  # not trained any more: nothing left to evaluate
     assert invoke("eval", first, "--executor", "debug").exit_code == 2
+
+
+# --- local jobs: the real executor, through the `bench` command -----------------------------------
+
+BENCH = str(Path(sys.executable).parent / "bench")
+LONG = {"kind": "steps", "value": 100_000}  # never ends within a test: stopped by it
+
+
+def wait_until(condition, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def spent(run: Path) -> dict:
+    return torch.load(run / CHECKPOINT, weights_only=True)["spent"] if (run / CHECKPOINT).is_file() else {}
+
+
+def started(run: Path, steps: int = 3) -> bool:
+    return (read_json(run / STATE) or {}).get("state") == "running" and last_record(run / METRICS).get(
+        "step", 0
+    ) >= steps
+
+
+@pytest.mark.slow
+def test_a_local_sweep_returns_through_a_pipe_and_cancel_stops_its_training_for_real(tmp_path):
+    """`bench sweep --executor local | cat` returns while the job runs (the job holds none of its
+    output); job.json names the job's controller, state.json the training process, in a process group
+    of its own; `bench cancel` ends both (the step checkpointed), the run reads cancelled, and
+    `bench sweep` resubmits it and it resumes from that checkpoint."""
+    path = write_sweep(tmp_path / "s.yaml", base=TINY_BASE | {"log_every": 1, "checkpoint_every_s": 1}, budget=LONG)
+    command = [BENCH, "sweep", str(path), "--root", "runs", "--executor", "local"]
+    began = time.time()
+    sweep = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert sweep.returncode == 0 and "1 run(s) launched on local" in sweep.stdout, sweep.stderr
+    assert time.time() - began < 60  # starting Python and torch, not the training
+    (run,) = (tmp_path / "runs" / "t").glob("ijepa-*")
+    wait_until(lambda: started(run), 120, "training to start")
+    job, state = read_json(run / SUBMISSION), read_json(run / STATE)
+    controller, worker = job["process"]["pid"], state["process"]["pid"]
+    assert job["pid"] == int(job["job_id"]) == controller != worker == state["pid"]
+    assert os.getpgid(worker) == os.getpgid(controller) == os.getsid(controller) == controller  # the job's own group
+    assert run_state(run)["state"] == "running"
+
+    cancelled = invoke("cancel", "t", "--root", tmp_path / "runs")
+    assert cancelled.exit_code == 0 and "1 run(s) cancelled" in cancelled.output, cancelled.output
+    assert launch.pid_alive(state) is False and launch.pid_alive(job) is False  # the training and its controller
+    after = run_state(run)
+    assert after["state"] == "cancelled" and not after["active"]
+    stopped = spent(run)["steps"]
+    assert stopped == last_record(run / METRICS)["step"]  # stopped at a step boundary, that step checkpointed
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "1 run(s) launched on local" in again.stdout, again.stderr
+    wait_until(lambda: spent(run).get("restarts") == 1 and spent(run)["steps"] > stopped, 120, "the run to resume")
+    steps = [json.loads(line)["step"] for line in (run / METRICS).read_text().splitlines()]
+    assert steps[: stopped + 1] == list(range(1, stopped + 2))  # from the checkpoint on, no step lost or repeated
+    assert invoke("cancel", "t", "--root", tmp_path / "runs").exit_code == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_sweep_wait_stops_its_jobs_and_a_rerun_resumes(tmp_path):
+    """A Ctrl-C at the terminal (SIGINT to `bench sweep --wait`'s process group): its local job stops
+    at a step boundary with a checkpoint, the run that was training reads interrupted, the one queued
+    behind it in the same lane reads as before the sweep; one line, no traceback, exit 130."""
+    path = write_sweep(
+        tmp_path / "s.yaml", base=TINY_BASE | {"log_every": 1, "checkpoint_every_s": 1}, budget=LONG, seeds=[0, 1]
+    )
+    command = [BENCH, "sweep", str(path), "--root", "runs", "--executor", "local", "--wait", "--parallel", "1"]
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        runs = {run.config.seed: tmp_path / "runs" / "t" / run.run_id for run in load_sweep(path).runs}
+        first = wait_until(lambda: next((r for r in runs.values() if started(r)), None), 120, "a run to train")
+        (second,) = set(runs.values()) - {first}
+        job, state = read_json(first / SUBMISSION), read_json(first / STATE)
+        os.killpg(sweep.pid, signal.SIGINT)  # what the terminal sends the foreground job
+        out, err = sweep.communicate(timeout=90)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, (out, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted: sweep t's jobs are stopped"), err
+    assert launch.pid_alive(state) is False and launch.pid_alive(job) is False
+    interrupted = run_state(first)
+    assert interrupted["state"] == "interrupted" and not interrupted["active"]
+    assert spent(first)["steps"] == last_record(first / METRICS)["step"]  # checkpointed where it stopped
+    assert run_state(second)["state"] == "new"  # never started: as it was
+    assert not (second / SUBMISSION).exists() and not (second / STATE).exists()
+
+    again = subprocess.run(command[:-3], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "2 run(s) launched on local" in again.stdout, again.stderr
+    wait_until(lambda: spent(first).get("restarts") == 1, 120, "the interrupted run to resume")
+    assert invoke("cancel", "t", "--root", tmp_path / "runs").exit_code == 0
