@@ -92,6 +92,12 @@ def available() -> bool:
 
 def executor(folder: Path, cfg: SlurmConfig, name: str, evaluation: bool, dependency: str | None = None):
     """A submitit SlurmExecutor for a sweep's training jobs, or for its (single-task) evaluations."""
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:  # submitit would say so with a RuntimeError, or a FileNotFoundError at the first sbatch
+        raise BenchError(
+            f"the slurm executor needs {' and '.join(missing)} on PATH (a SLURM login node); "
+            "without SLURM, --executor local"
+        )
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=cfg.max_num_timeout)
     extra = dict(cfg.additional)
     if dependency:

@@ -34,6 +34,7 @@ from bench.slurm import SlurmConfig, slurm_config
 from bench.sweep import load_sweep
 
 from . import badinputs
+from .badinputs import Bad
 from .conftest import TINY_BASE, TINY_METHODS, invoke, tiny_config, write_sweep
 
 
@@ -157,6 +158,12 @@ def test_run_state_joins_the_run_folder_and_the_slurm_queue(tmp_path):
     assert state["error"] == "OUT_OF_MEMORY: RuntimeError: CUDA out of memory"
     # squeue did not answer: nothing can be concluded
     assert run_state(run, FakeQueue(None))["state"] == "running"
+    # SLURM holds it as pending: requeued without a word from the job (scontrol requeue, pre-emption)
+    state = run_state(run, FakeQueue({"7_0": "PENDING (BeginTime)"}))
+    assert state["state"] == "requeued" and state["active"] and state["queue"] == "PENDING (BeginTime)"
+    evaluating = slurm_run(tmp_path, "evaluating", **ids)
+    assert run_state(evaluating, FakeQueue({"8_0": "REQUEUE_HOLD", "7_0": "COMPLETED"}))["state"] == "requeued"
+    run = slurm_run(tmp_path, "running", **ids)
     # trained, its evaluation queued: still owned by a job; squeue silent: assumed owned, never resubmitted
     run = slurm_run(tmp_path, "trained", **ids)
     assert run_state(run, FakeQueue({"8_0": "PENDING (Dependency)"}))["active"]
@@ -418,6 +425,69 @@ def test_a_refused_evaluation_array_cancels_its_training_array(tmp_path, monkeyp
     assert not list((tmp_path / "runs").glob(f"*/{SUBMISSION}"))
 
 
+def test_a_missing_sbatch_is_one_line_and_the_runs_stay_as_they_were(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1])
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: the slurm executor needs sbatch and srun on PATH")
+    assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
+
+
+def test_a_bug_in_submission_is_a_traceback_and_rolls_back(tmp_path):
+    """Only what submitit raises for a refused submission becomes one line: a bug of the tool's own
+    surfaces as itself (the runs go back to where they were first)."""
+
+    def broken(tasks, folder, options, token):
+        return 1 / 0
+
+    EXECUTORS._items["broken-test"] = broken
+    try:
+        path = write_sweep(tmp_path / "s.yaml")
+        result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "broken-test")
+    finally:
+        del EXECUTORS._items["broken-test"]
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+    assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
+
+
+def test_ctrl_c_between_the_training_and_evaluation_arrays_rolls_back(tmp_path, monkeypatch, fake_sbatch):
+    calls = tmp_path / "calls"
+    (tmp_path / "bin" / "scancel").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (tmp_path / "bin" / "scancel").chmod(0o755)
+    real, arrays = launch.submit_array, []
+
+    def interrupted_second(executor, jobs):
+        arrays.append(len(jobs))
+        if len(arrays) == 2:  # the training array is queued; the evaluation array's sbatch is next
+            raise KeyboardInterrupt
+        return real(executor, jobs)
+
+    monkeypatch.setattr(launch, "submit_array", interrupted_second)
+    path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1])
+    with pytest.raises(KeyboardInterrupt):
+        launch.launch(load_sweep(path), tmp_path / "runs", "slurm")
+    assert calls.read_text().split() == ["100"]  # the training array, cancelled
+    assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
+    arrays.clear()
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")  # through the command
+    assert result.exit_code == 130 and result.stderr.startswith("interrupted: sweep t"), result.output
+    assert calls.read_text().split() == ["100", "101"] and not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a run asking for CUDA must fail here")
+def test_a_debug_sweep_with_a_failed_run_exits_1_saying_so(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", grid={"device": ["cpu", "cuda"]})
+    result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "debug")
+    assert result.exit_code == 1, result.output
+    assert "2 run(s) launched on debug" in result.stdout and "finished" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"sweep t: 1 of 2 run(s) did not finish (1 failed); `bench status {path} --root {tmp_path / 'runs'}` says why"
+    )
+    again = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "debug", "--retry-failed", "--wait")
+    assert again.exit_code == 1 and "1 of 1 run(s) did not finish (1 failed)" in again.stderr
+
+
 def test_eval_as_a_job_leaves_untrained_and_owned_runs_alone(tmp_path):
     sweep_dir = tmp_path / "runs" / "t"
     assert (
@@ -532,3 +602,69 @@ def test_ctrl_c_in_sweep_wait_stops_its_jobs_and_a_rerun_resumes(tmp_path):
     assert "2 run(s) launched on local" in again.stdout, again.stderr
     wait_until(lambda: spent(first).get("restarts") == 1, 120, "the interrupted run to resume")
     assert invoke("cancel", "t", "--root", tmp_path / "runs").exit_code == 0
+
+
+# --- the bad-input corpus (tests/badinputs.py): launching, cancelling, training into a run folder --------
+
+
+def damage(name: str, data: bytes = b'{"state": "running", "tok'):
+    """Overwrite a file of the template's finished run: truncated JSON by default."""
+    return lambda tmp: (badinputs.run_dir(tmp) / name).write_bytes(data)
+
+
+def finished(tmp: Path) -> None:
+    """The template's finished run, moved to tmp/finished (a path a command line can name)."""
+    badinputs.run_dir(tmp).rename(tmp / "finished")
+
+
+def owned_by_a_live_job(tmp: Path) -> None:
+    """The finished run, as a job of its latest submission (this process: alive) has just restarted it."""
+    finished(tmp)
+    token = read_json(tmp / "finished" / SUBMISSION)["token"]
+    write_json(
+        {"state": "running", "token": token, "host": socket.gethostname(), **launch.me()}, tmp / "finished" / STATE
+    )
+
+
+BAD_LAUNCH = {
+    "cancel, state.json truncated": Bad(["cancel", "t"], "state.json is damaged", damage(STATE)),
+    "cancel, state.json empty": Bad(["cancel", "t"], "state.json is damaged", damage(STATE, b"")),
+    "cancel, state.json not UTF-8": Bad(["cancel", "t"], "state.json is damaged", damage(STATE, b'{"state": "\xff"}')),
+    "cancel, state.json a list": Bad(["cancel", "t"], "state.json is damaged", damage(STATE, b"[]")),
+    "cancel, job.json truncated": Bad(["cancel", "t"], "job.json is damaged", damage(SUBMISSION)),
+    "cancel an unknown sweep": Bad(["cancel", "nosweep"], "no sweep folder"),
+    "sweep again, state.json truncated": Bad(
+        ["sweep", "s.yaml", "--executor", "debug"], "state.json is damaged", damage(STATE)
+    ),
+    "sweep again, job.json truncated": Bad(
+        ["sweep", "s.yaml", "--executor", "debug", "--wait"], "job.json is damaged", damage(SUBMISSION)
+    ),
+    "train --out a finished run of another config": Bad(
+        ["train", "--out", "{tmp}/finished"], "holds a run with a different config", finished
+    ),
+    "train --out a run with a damaged config.yaml": Bad(
+        ["train", "--out", "{tmp}/finished"],
+        "malformed YAML",
+        lambda tmp: (finished(tmp), (tmp / "finished" / "config.yaml").write_text("method: [\n")),
+    ),
+    "train --out a run with a damaged state.json": Bad(
+        ["train", "--out", "{tmp}/finished"],
+        "state.json is damaged",
+        lambda tmp: (damage(STATE)(tmp), finished(tmp)),
+    ),
+    "train --out a run with a damaged job.json": Bad(
+        ["train", "--out", "{tmp}/finished"],
+        "job.json is damaged",
+        lambda tmp: (damage(SUBMISSION)(tmp), finished(tmp)),
+    ),
+    "train --out a run a live job owns": Bad(
+        ["train", "--out", "{tmp}/finished"], "is running in a job of its own", owned_by_a_live_job
+    ),
+    "train --out an existing file": Bad(["train", "--out", "{tmp}/s.yaml"], "s.yaml is a file, not a folder"),
+    "train --out below a file": Bad(["train", "--out", "{tmp}/s.yaml/run"], "s.yaml is a file, not a folder"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LAUNCH)
+def test_bad_launch_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
+    badinputs.check(BAD_LAUNCH[case], bad_template, tmp_path, monkeypatch)
