@@ -310,7 +310,8 @@ class Job:
                 requeue()  # submitit checkpoints this job, requeues it and exits
                 return summaries  # other processes of the job: process 0 requeues for them
             except KeyboardInterrupt:  # Ctrl-C, `bench cancel`: resumable, from the checkpoint
-                self.state(task.run_dir, "interrupted", **job)
+                if self.main:  # not naming this process, which ends now: the run is free once its job is
+                    write_state(task.run_dir, "interrupted", token=self.token, **job)
                 if tracker is not None:
                     tracker.finish(exit_code=EXIT_INTERRUPTED)
                 raise

@@ -311,10 +311,22 @@ def test_job_records_a_failure_and_carries_on(tmp_path):
     good = Task(tiny_config(), tmp_path / "good", evaluate=False)
     bad = Task(tiny_config(**{"optim.batch_size": 4096}), tmp_path / "bad", evaluate=False)
     with pytest.raises(BenchError):
-        Job([bad, good], token="x")()
+        Job([bad, good])()
     assert read_json(tmp_path / "bad" / STATE)["error"].startswith("optim.batch_size=4096 is larger than the dataset")
     assert read_json(tmp_path / "good" / STATE)["state"] == "trained"
     assert read_json(tmp_path / "good" / SUMMARY)["status"] == "done"
+
+
+def test_a_job_whose_submission_was_withdrawn_or_replaced_leaves_the_run_alone(tmp_path):
+    """A job that starts after its submission was withdrawn (a Ctrl-C put the run back) or replaced
+    writes nothing into the run folder."""
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json({"executor": "slurm", "token": "newer"}, run / SUBMISSION)
+    assert Job([Task(tiny_config(), run)], token="older")() == []
+    (run / SUBMISSION).unlink()  # withdrawn: the run had no submission before
+    assert Job([Task(tiny_config(), run)], token="older")() == []
+    assert [p.name for p in run.iterdir()] == []
 
 
 # --- SLURM parameters and scripts ----------------------------------------------------------------
