@@ -552,9 +552,9 @@ def test_a_local_sweep_returns_through_a_pipe_and_cancel_stops_its_training_for_
     path = write_sweep(tmp_path / "s.yaml", base=TINY_BASE | {"log_every": 1, "checkpoint_every_s": 1}, budget=LONG)
     command = [BENCH, "sweep", str(path), "--root", "runs", "--executor", "local"]
     began = time.time()
-    sweep = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    sweep = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert sweep.returncode == 0 and "1 run(s) launched on local" in sweep.stdout, sweep.stderr
-    assert time.time() - began < 60  # starting Python and torch, not the training
+    assert time.time() - began < 90  # starting Python and torch (a loaded machine), not the training: it never ends
     (run,) = (tmp_path / "runs" / "t").glob("ijepa-*")
     wait_until(lambda: started(run), 120, "training to start")
     job, state = read_json(run / SUBMISSION), read_json(run / STATE)
@@ -571,7 +571,7 @@ def test_a_local_sweep_returns_through_a_pipe_and_cancel_stops_its_training_for_
     stopped = spent(run)["steps"]
     assert stopped == last_record(run / METRICS)["step"]  # stopped at a step boundary, that step checkpointed
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "1 run(s) launched on local" in again.stdout, again.stderr
     wait_until(lambda: spent(run).get("restarts") == 1 and spent(run)["steps"] > stopped, 120, "the run to resume")
     steps = [json.loads(line)["step"] for line in (run / METRICS).read_text().splitlines()]
@@ -597,7 +597,7 @@ def test_ctrl_c_in_sweep_wait_stops_its_jobs_and_a_rerun_resumes(tmp_path):
         (second,) = set(runs.values()) - {first}
         job, state = read_json(first / SUBMISSION), read_json(first / STATE)
         os.killpg(sweep.pid, signal.SIGINT)  # what the terminal sends the foreground job
-        out, err = sweep.communicate(timeout=90)
+        out, err = sweep.communicate(timeout=180)
     finally:
         if sweep.poll() is None:
             sweep.kill()
@@ -610,7 +610,7 @@ def test_ctrl_c_in_sweep_wait_stops_its_jobs_and_a_rerun_resumes(tmp_path):
     assert run_state(second)["state"] == "new"  # never started: as it was
     assert not (second / SUBMISSION).exists() and not (second / STATE).exists()
 
-    again = subprocess.run(command[:-3], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command[:-3], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "2 run(s) launched on local" in again.stdout, again.stderr
     wait_until(lambda: spent(first).get("restarts") == 1, 120, "the interrupted run to resume")
     assert invoke("cancel", "t", "--root", tmp_path / "runs").exit_code == 0
