@@ -431,16 +431,23 @@ def submit_local(tasks: list[Task], folder: Path, options: LaunchOptions, token:
     lanes = [tasks[i :: options.parallel] for i in range(min(options.parallel, len(tasks)))]
     threads = max(1, (os.cpu_count() or 1) // len(lanes))
     gpus = list(range(torch.cuda.device_count()))
-    jobs = {}
-    for i, lane in enumerate(lanes):
-        if gpus:  # submitit hides every GPU from a local job that asks for none: each lane its share
-            mine = gpus[i :: len(lanes)] or [gpus[i % len(gpus)]]
-            executor.update_parameters(gpus_per_node=len(mine), visible_gpus=mine)
-        with detached_controllers(folder / "controllers.log"):
-            job = executor.submit(Job(lane, token, threads))
-        controller = {"pid": int(job.job_id), "process": process_identity(int(job.job_id))}
-        for task in lane:
-            jobs[task.run_dir] = {"job_id": job.job_id, **controller, "log": str(job.paths.stderr)}
+    jobs, started, submitted = {}, [], False
+    try:
+        for i, lane in enumerate(lanes):
+            if gpus:  # submitit hides every GPU from a local job that asks for none: each lane its share
+                mine = gpus[i :: len(lanes)] or [gpus[i % len(gpus)]]
+                executor.update_parameters(gpus_per_node=len(mine), visible_gpus=mine)
+            with detached_controllers(folder / "controllers.log"):
+                job = executor.submit(Job(lane, token, threads))
+            controller = {"pid": int(job.job_id), "process": process_identity(int(job.job_id))}
+            started.append({"host": socket.gethostname(), **controller})
+            for task in lane:
+                jobs[task.run_dir] = {"job_id": job.job_id, **controller, "log": str(job.paths.stderr)}
+        submitted = True
+    finally:
+        if not submitted:  # refused, a bug or a Ctrl-C: the lanes already started stop with it
+            for controller in started:
+                kill_job(controller)
     return [jobs[task.run_dir] for task in tasks]
 
 

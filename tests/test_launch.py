@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import submitit
 import torch
 
 from bench import engine, launch
@@ -577,6 +578,25 @@ def test_a_local_sweep_returns_through_a_pipe_and_cancel_stops_its_training_for_
     steps = [json.loads(line)["step"] for line in (run / METRICS).read_text().splitlines()]
     assert steps[: stopped + 1] == list(range(1, stopped + 2))  # from the checkpoint on, no step lost or repeated
     assert invoke("cancel", "t", "--root", tmp_path / "runs").exit_code == 0
+
+
+def test_ctrl_c_while_local_lanes_start_stops_the_lanes_already_started(tmp_path, monkeypatch):
+    real, started = submitit.LocalExecutor.submit, []
+
+    def second_interrupted(self, fn):
+        if started:
+            raise KeyboardInterrupt
+        started.append(real(self, fn))
+        return started[-1]
+
+    monkeypatch.setattr(submitit.LocalExecutor, "submit", second_interrupted)
+    path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1], budget=LONG)
+    with pytest.raises(KeyboardInterrupt):
+        launch.launch(load_sweep(path), tmp_path / "runs", "local", LaunchOptions(parallel=2))
+    (job,) = started  # its controller is this process's child: its end can be read
+    _, status = os.waitpid(int(job.job_id), 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL  # killed, with its process group
+    assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))  # both runs as they were
 
 
 @pytest.mark.slow
