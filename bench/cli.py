@@ -131,7 +131,7 @@ def sweep(
         return
     where = root / spec.name
     launched: set[str] = set()
-    mine: dict[str, Path] = {}  # the runs this call submitted: what a Ctrl-C stops, what must end done
+    mine: dict[str, Path] = {}  # the runs this call submitted: each must end done
     try:
         while True:  # tuned sweeps: the headline runs appear once their tuning runs are scored
             runs, waiting = spec.ready(root)
@@ -166,21 +166,26 @@ def sweep(
                     )
                 break
     except KeyboardInterrupt:
-        interrupted(spec.name, mine, where, file, root)
+        interrupted(spec.name, where, file, root)
     check_ended(spec.name, mine, file, root)
     typer.echo(f"sweep {spec.name}: finished")
 
 
-def interrupted(name: str, mine: dict[str, Path], where: Path, file: Path, root: Path) -> None:
-    """A Ctrl-C in `bench sweep`: stop the jobs this call launched (as `bench cancel` does), record the
+def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
+    """A Ctrl-C in `bench sweep`: stop the jobs this call submitted (as `bench cancel` does), record the
     runs that had started as interrupted, say so in one line and exit 130."""
     import signal
 
     from bench.launch import cancel as cancel_runs
+    from bench.launch import submitted_here
+    from bench.results import run_dirs
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave the jobs half-stopped
-    if mine:
-        cancel_runs(list(mine.values()), where, reason="interrupted")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
+    try:
+        if ours := submitted_here(run_dirs(where)):
+            cancel_runs(ours, where, reason="interrupted")
+    finally:  # processes started later from this one (a test's, a caller's) must not inherit the ignoring
+        signal.signal(signal.SIGINT, previous)
     typer.echo(
         f"interrupted: sweep {name}'s jobs are stopped; `bench sweep {file} --root {root}` resumes its runs",
         err=True,

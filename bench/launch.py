@@ -15,7 +15,7 @@ Each run folder says where it stands: `job.json` (written here when a job is sub
 submission has not started yet reads as submitted. Submission holds a lock on the sweep
 folder: two `bench sweep` calls at once never submit a run twice.
 
-A process is named by its host, pid and identity (start time since boot, boot id, command line;
+A process is named by its host, pid and identity (start time since boot and boot id, from
 Linux's /proc): a pid that an unrelated process holds now reads as the run's process having
 ended, and is never signalled. Stopping a run (`bench cancel`, a Ctrl-C in `bench sweep --wait`
 or `bench train`) ends its training at a step boundary with a checkpoint where it can, so
@@ -28,7 +28,6 @@ or `bench train`) ends its training at a step boundary with a checkpoint where i
 import contextlib
 import fcntl
 import functools
-import hashlib
 import io
 import logging
 import os
@@ -51,7 +50,7 @@ from submitit.local import local as submitit_local
 
 from bench import slurm
 from bench.config import RunConfig
-from bench.errors import BenchError, TrainingFailed
+from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.registry import Registry
 from bench.rundir import STATE, SUBMISSION, SUMMARY, last_line, prepare_run_dir, read_json, write_json
 from bench.slurm import SlurmConfig
@@ -97,19 +96,19 @@ PROC = Path("/proc")
 
 def process_identity(pid: int) -> dict | None:
     """What tells a process from a later one given the same pid: the pid, its start time (clock ticks
-    after boot, /proc/PID/stat field 22), the boot's id and a digest of its command line. None when no
-    such process lives (a zombie counts as ended: it only waits for its parent to reap it)."""
-    where = PROC / str(pid)
+    after boot, /proc/PID/stat field 22) and the boot's id; no two processes of a machine share all
+    three. (Not its command line: an exec changes it, and a process read as it starts shows its parent's
+    or none, so a controller read just after it started would later look like another process.) None
+    when no such process lives (a zombie counts as ended: it only waits for its parent to reap it)."""
     try:
-        stat = (where / "stat").read_text()
-        command = (where / "cmdline").read_bytes()
+        stat = (PROC / str(pid) / "stat").read_text()
         boot = (PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:  # no such process (or no /proc: see pid_alive)
         return None
     fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces and ')'
     if fields[0] in ("Z", "X"):
         return None
-    return {"pid": pid, "start": int(fields[19]), "boot": boot, "command": hashlib.sha1(command).hexdigest()[:16]}
+    return {"pid": pid, "start": int(fields[19]), "boot": boot}
 
 
 @functools.cache
@@ -141,7 +140,7 @@ def pid_alive(state: dict) -> bool | None:
     now = process_identity(pid)
     if now is None:
         return False
-    return now == recorded if recorded else None
+    return all(recorded.get(key) == value for key, value in now.items()) if recorded else None
 
 
 def signal_process(record: dict, sig: int) -> bool:
@@ -636,14 +635,20 @@ def withdraw(run_dir: Path, token: str) -> bool:
 
 
 def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchOptions) -> list[dict]:
-    """Submit, then record each run's submission (job.json: executor, token, job ids, log files, and the
-    submission before it). Call under `sweep_lock`. A refused submission (one line, BenchError), a bug
-    or a Ctrl-C leaves the runs no job started as they were."""
+    """Submit, then record each run's submission (job.json: executor, token, this launching process, job
+    ids, log files, and the submission before it). Call under `sweep_lock`. A refused submission (one
+    line, BenchError), a bug or a Ctrl-C leaves the runs no job started as they were."""
     run = EXECUTORS.get(executor_name)
-    token = uuid.uuid4().hex
-    base = {"executor": executor_name, "token": token, "host": socket.gethostname(), "submitted": time.time()}
-    launcher = me()  # the runs are this process's until their job ids are known
-    claim = base | {"launcher_pid": launcher["pid"], "launcher": launcher["process"]}
+    token, launcher = uuid.uuid4().hex, me()
+    # until the job ids are known the runs are this process's (a claim); then it is who submitted them
+    claim = {
+        "executor": executor_name,
+        "token": token,
+        "host": socket.gethostname(),
+        "submitted": time.time(),
+        "launcher_pid": launcher["pid"],
+        "launcher": launcher["process"],
+    }
     previous = {}
 
     def prepare(task: Task) -> None:
@@ -671,12 +676,27 @@ def submit(tasks: list[Task], folder: Path, executor_name: str, options: LaunchO
         list(
             pool.map(
                 lambda pair: write_json(
-                    base | pair[1] | {"previous": previous[pair[0].run_dir]}, pair[0].run_dir / SUBMISSION
+                    claim | pair[1] | {"previous": previous[pair[0].run_dir]}, pair[0].run_dir / SUBMISSION
                 ),
                 zip(tasks, jobs, strict=True),
             )
         )
     return jobs
+
+
+def submitted_here(run_dirs: list[Path]) -> list[Path]:
+    """The runs whose latest submission this process made: what a Ctrl-C in it stops, wherever the
+    Ctrl-C came (even amid a submission, before the runs were reported)."""
+    mine = {"host": socket.gethostname(), "launcher": me()["process"]}
+    ours = []
+    for run_dir in run_dirs:
+        try:
+            job = read_json(run_dir / SUBMISSION) or {}
+        except DamagedFile:  # this process writes whole files: not one of its runs
+            continue
+        if job.get("host") == mine["host"] and job.get("launcher") == mine["launcher"]:
+            ours.append(run_dir)
+    return ours
 
 
 def trained(run_dir: Path) -> bool:

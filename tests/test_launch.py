@@ -486,6 +486,7 @@ def test_ctrl_c_between_the_training_and_evaluation_arrays_rolls_back(tmp_path, 
     result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "slurm")  # through the command
     assert result.exit_code == 130 and result.stderr.startswith("interrupted: sweep t"), result.output
     assert calls.read_text().split() == ["100", "101"] and not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again after the cleanup
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a run asking for CUDA must fail here")
