@@ -8,6 +8,9 @@
     bench train -c my.yaml optim.lr=5e-4 --out runs/scratch/one   # one run, in this process
 
 User mistakes (bad YAML, unknown keys, missing data) print one line on stderr and exit with 2.
+A sweep whose runs did not all finish, when it ran them (--executor debug) or waited for them
+(--wait), says so in one line and exits with 1. A Ctrl-C in `bench sweep` or `bench train` stops
+the jobs it started (their runs resume on the next call) and exits with 130.
 """
 
 import functools
