@@ -8,6 +8,9 @@
     bench train -c my.yaml optim.lr=5e-4 --out runs/scratch/one   # one run, in this process
 
 User mistakes (bad YAML, unknown keys, missing data) print one line on stderr and exit with 2.
+A sweep whose runs did not all finish, when it ran them (--executor debug) or waited for them
+(--wait), says so in one line and exits with 1. A Ctrl-C in `bench sweep` or `bench train` stops
+the jobs it started (their runs resume on the next call) and exits with 130.
 """
 
 import functools
@@ -176,32 +179,85 @@ def sweep(
         return
     where = root / spec.name
     launched: set[str] = set()
-    while True:  # tuned sweeps: the headline runs appear once their tuning runs are scored
-        runs, waiting = spec.ready(root)
-        submitted = launch(spec, root, name, options, retry_failed)
-        launched |= {run.run_id for run in runs}
-        if spec.abandoned:
-            typer.echo(f"sweep {spec.name}: {spec.abandoned} configuration(s) dropped: all their tuning runs failed")
-        jobs = sorted(
-            {job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"}
-        )
-        shown = f" (jobs {', '.join(jobs[:4])}{' ...' if len(jobs) > 4 else ''})" if jobs else ""
-        then = f"; {waiting} configuration(s) wait for their tuning runs to be scored" if waiting else ""
-        typer.echo(
-            f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}{shown}, "
-            f"{max(len(runs) - len(submitted), 0)} skipped{then} -> {where}"
-        )
-        if not wait:
-            if waiting:
-                typer.echo("run `bench sweep` again once they are scored, or pass --wait")
-            return
-        wait_for(spec, root)
-        now, still = spec.ready(root)
-        if not {run.run_id for run in now} - launched:  # nothing new became ready
-            if still:
-                raise BenchError(f"sweep {spec.name}: {still} configuration(s) have tuning runs that ended unscored")
-            break
+    mine: dict[str, Path] = {}  # the runs this call submitted: each must end done
+    try:
+        while True:  # tuned sweeps: the headline runs appear once their tuning runs are scored
+            runs, waiting = spec.ready(root)
+            submitted = launch(spec, root, name, options, retry_failed)
+            launched |= {run.run_id for run in runs}
+            mine |= {run_id: where / run_id for run_id, _ in submitted}
+            if spec.abandoned:
+                typer.echo(
+                    f"sweep {spec.name}: {spec.abandoned} configuration(s) dropped: all their tuning runs failed"
+                )
+            jobs = sorted(
+                {job[k] for _, job in submitted for k in ("job_id", "eval_job_id") if k in job and name != "debug"}
+            )
+            shown = f" (jobs {', '.join(jobs[:4])}{' ...' if len(jobs) > 4 else ''})" if jobs else ""
+            then = f"; {waiting} configuration(s) wait for their tuning runs to be scored" if waiting else ""
+            typer.echo(
+                f"sweep {spec.name}: {len(submitted)} run(s) launched on {name}{shown}, "
+                f"{max(len(runs) - len(submitted), 0)} skipped{then} -> {where}"
+            )
+            if not wait:
+                if name == "debug":  # it ran them: it can say how they ended
+                    check_ended(spec.name, mine, file, root)
+                if waiting:
+                    typer.echo("run `bench sweep` again once they are scored, or pass --wait")
+                return
+            wait_for(spec, root)
+            now, still = spec.ready(root)
+            if not {run.run_id for run in now} - launched:  # nothing new became ready
+                if still:
+                    raise BenchError(
+                        f"sweep {spec.name}: {still} configuration(s) have tuning runs that ended unscored"
+                    )
+                break
+    except KeyboardInterrupt:
+        interrupted(spec.name, where, file, root)
+    check_ended(spec.name, mine, file, root)
     typer.echo(f"sweep {spec.name}: finished")
+
+
+def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
+    """A Ctrl-C in `bench sweep`: stop the jobs this call submitted (as `bench cancel` does), record the
+    runs that had started as interrupted, say so in one line and exit 130."""
+    import signal
+
+    from bench.launch import cancel as cancel_runs
+    from bench.launch import submitted_here
+    from bench.results import run_dirs
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
+    try:
+        if ours := submitted_here(run_dirs(where)):
+            cancel_runs(ours, where, reason="interrupted")
+    finally:  # processes started later from this one (a test's, a caller's) must not inherit the ignoring
+        signal.signal(signal.SIGINT, previous)
+    typer.echo(
+        f"interrupted: sweep {name}'s jobs are stopped; `bench sweep {file} --root {root}` resumes its runs",
+        err=True,
+    )
+    raise typer.Exit(130)
+
+
+def check_ended(name: str, mine: dict[str, Path], file: Path, root: Path) -> None:
+    """After running or waiting for a sweep's runs: exit 1 with one line unless every one of them is done."""
+    from collections import Counter
+
+    from bench.launch import Queue, run_state
+
+    queue = Queue()
+    ended = Counter(run_state(d, queue)["state"] for d in mine.values())
+    bad = {state: n for state, n in sorted(ended.items()) if state != "done"}
+    if bad:
+        kinds = ", ".join(f"{n} {state}" for state, n in bad.items())
+        typer.echo(
+            f"sweep {name}: {sum(bad.values())} of {len(mine)} run(s) did not finish ({kinds}); "
+            f"`bench status {file} --root {root}` says why",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -473,19 +529,59 @@ def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. optim.lr=5e-4.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML with the differences.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder (resumes if it holds a checkpoint).")] = Path("runs/train"),
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Run k-NN after training.")] = True,
+    evaluate: Annotated[
+        bool,
+        typer.Option(
+            "--eval/--no-eval", help="Evaluate after training: k-NN, few-shot k-NN, linear and low-shot probes."
+        ),
+    ] = True,
 ) -> None:
     """Train one run in this process, under its budget, then evaluate it."""
     from bench.config import build_config, load_yaml
-    from bench.launch import Job, Task
+    from bench.launch import Job, Queue, Task, run_state
+    from bench.rundir import SUBMISSION, read_json
 
     check_folder_option(out, "--out")
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
-    summaries = Job([Task(cfg, out, evaluate=evaluate)])()
+    for path in (out, *out.parents):  # the nearest existing path must be a folder
+        if path.exists():
+            if not path.is_dir():
+                raise BenchError(f"--out {out}: {path} is a file, not a folder; name a run folder")
+            break
+    if out.is_dir():
+        state = run_state(out, Queue())  # a damaged state.json or job.json refuses here
+        if state["active"]:
+            raise BenchError(f"{out} is {state['state']} in a job of its own: wait for it, or stop it (bench cancel)")
+    # a sweep's run folder: this session speaks for its latest submission, so the run reads as it ends here
+    token = (read_json(out / SUBMISSION) or {}).get("token")
+    try:
+        summaries = Job([Task(cfg, out, evaluate=evaluate)], token)()
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: {out} keeps its checkpoint; the same command resumes it", err=True)
+        raise typer.Exit(130) from None
     if not summaries:
         typer.echo(f"{out}: already done")
         return
-    typer.echo(f"{out}: {summaries[0]['status']}, {summaries[0]['compute']}")
+    typer.echo(trained_line(out, summaries[0]))
+
+
+def trained_line(out: Path, summary: dict) -> str:
+    """`bench train`'s last word: status, compute, and the evaluation's headline numbers."""
+    from bench.results import eval_columns
+
+    compute = summary.get("compute", {})
+    line = (
+        f"{out}: {summary.get('status')}, {compute.get('steps')} steps, {compute.get('flops', 0):.3g} FLOPs, "
+        f"{compute.get('device_hours', 0):.3g} device-hours"
+    )
+    if "eval" not in summary:
+        return line
+    columns = eval_columns(summary["eval"])
+    knn = [k for k in columns if k.startswith("knn@")]
+    shown = ["knn@20" if "knn@20" in columns else knn[-1]] if knn else []
+    shown += [k for k in columns if k == "linear" or (k.startswith("linear_") and k.endswith("%"))]
+    numbers = ", ".join(f"{k.replace('knn', 'k-NN').replace('_', ' ')} {columns[k]:.1f}" for k in shown)
+    return f"{line}; {numbers} (top-1 %, {out / 'eval.json'})"
 
 
 @app.command("list")

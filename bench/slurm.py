@@ -48,6 +48,8 @@ ACTIVE = {
     "STAGE_OUT",
     "STOPPED",
 }
+# states of a job waiting to (re)start: after a hard requeue its run last said "running"
+WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD"}
 
 
 @dataclass
@@ -99,6 +101,12 @@ def available() -> bool:
 
 def executor(folder: Path, cfg: SlurmConfig, name: str, evaluation: bool, dependency: str | None = None):
     """A submitit SlurmExecutor for a sweep's training jobs, or for its (single-task) evaluations."""
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:  # submitit would say so with a RuntimeError, or a FileNotFoundError at the first sbatch
+        raise BenchError(
+            f"the slurm executor needs {' and '.join(missing)} on PATH (a SLURM login node); "
+            "without SLURM, --executor local"
+        )
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=cfg.max_num_timeout)
     extra = dict(cfg.additional)
     if dependency:
@@ -177,7 +185,11 @@ def accounted(job_ids: list[str]) -> dict[str, str] | None:
 
 
 def is_active(state: str | None) -> bool:
-    return state is not None and state.split()[0] in ACTIVE
+    return bool(state) and state.split()[0] in ACTIVE
+
+
+def is_waiting(state: str | None) -> bool:
+    return bool(state) and state.split()[0] in WAITING
 
 
 def cancel(job_ids: list[str]) -> None:

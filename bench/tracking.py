@@ -9,7 +9,8 @@ Each session of a run folder (training, a requeued continuation, the evaluation)
 run of its own, named after the folder, in the sweep's group, with its job type: syncing
 offline runs that share an id would replace one with the other. The evaluation's W&B run
 holds both the compute used and the accuracies, the axes of a compute-against-accuracy plot.
-W&B never stops training: its errors are logged as warnings.
+W&B never stops training: its errors are logged as warnings. A session that fails, or is
+interrupted (Ctrl-C, `bench cancel`), ends its W&B run with a non-zero exit code.
 """
 
 import hashlib
@@ -24,6 +25,7 @@ from bench.config import RunConfig, to_dict
 log = logging.getLogger(__name__)
 
 PROJECT = "jepa-bench"
+EXIT_INTERRUPTED = 130  # a Ctrl-C's exit code (128 + SIGINT): the W&B run of an interrupted session says so
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -94,6 +96,8 @@ class Tracker:
                 self.run.summary.update(flatten(values))
 
     def finish(self, exit_code: int = 0) -> None:
+        """Close the W&B run; a non-zero exit code marks it failed (a failed run) or stopped
+        (EXIT_INTERRUPTED: a Ctrl-C or `bench cancel`). Once: later calls do nothing."""
         if self.run is not None:
             with self.guard("finish"):
                 self.run.finish(exit_code=exit_code)

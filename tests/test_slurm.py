@@ -191,6 +191,14 @@ def test_a_killed_job_shows_as_crashed_and_cancel_stops_a_sweep(in_tmp):
     status = invoke("status", "long", "--root", "runs")
     assert "crashed" in status.output and "running" in status.output
 
+    # a hard requeue (as a pre-emption without warning): the job's last word stays "running", SLURM's is PENDING
+    other_job = read_json(sweep_dir / other / SUBMISSION)["job_id"]
+    subprocess.run(["scontrol", "requeue", other_job], check=True)
+    wait_until(lambda: squeue(other_job) == "PENDING", 60, "the job to be requeued")
+    requeued = states(sweep_dir)[other]
+    assert read_json(sweep_dir / other / STATE)["state"] == "running"
+    assert requeued["state"] == "requeued" and requeued["active"] and requeued["queue"].startswith("PENDING")
+
     relaunched = invoke("sweep", path, "--root", "runs", "--executor", "slurm")
     assert "1 run(s) launched" in relaunched.output  # only the crashed one
     cancelled = invoke("cancel", path, "--root", "runs")
