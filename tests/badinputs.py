@@ -24,7 +24,7 @@ ROOTED = ("sweep", "status", "collate", "report", "cancel")  # the commands with
 
 @dataclass
 class Bad:
-    args: list[str]  # after `bench`; "{tmp}" becomes the case's folder
+    args: list[str]  # after `bench`; "{tmp}" becomes the case's folder, "{run}" the template run's id
     message: str  # a substring of the one line on stderr
     setup: Callable[[Path], None] | None = None  # writes or damages files under the case's folder
     code: int = 2
@@ -66,7 +66,7 @@ def check(case: Bad, template: Path, tmp: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp)
     if case.setup is not None:
         case.setup(tmp)
-    args = [str(a).replace("{tmp}", str(tmp)) for a in case.args]
+    args = [str(a).replace("{tmp}", str(tmp)).replace("{run}", run_dir(tmp).name) for a in case.args]
     if case.root and args and args[0] in ROOTED and "--root" not in args:
         args += ["--root", "runs"]
     before = snapshot(tmp)

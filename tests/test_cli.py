@@ -395,6 +395,29 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS)
+# ... and the cases that meet each part, defined beside its other tests: damaged run folders (status,
+# eval, collate), launching (sweep, cancel, train), checkpoints and feature caches, collate and report
+def corpus() -> dict:
+    from .test_engine import BAD_ENGINE
+    from .test_launch import BAD_LAUNCH
+    from .test_results import BAD_REPORTS
+    from .test_rundirs import BAD_RUNDIRS
+
+    tables = (BAD_INPUTS, BAD_RUNDIRS, BAD_LAUNCH, BAD_ENGINE, BAD_REPORTS)
+    joined = {name: case for table in tables for name, case in table.items()}
+    assert len(joined) == sum(map(len, tables)), "two cases of the corpus share a name"
+    return joined
+
+
+BAD = corpus()
+
+
+def test_the_corpus_covers_every_command():
+    commands = {case.args[0] for case in BAD.values()}
+    assert commands >= {"sweep", "train", "eval", "collate", "report", "status", "cancel"}, commands
+    assert len(BAD) >= 60
+
+
+@pytest.mark.parametrize("case", BAD)
 def test_bad_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
-    check(BAD_INPUTS[case], bad_template, tmp_path, monkeypatch)
+    check(BAD[case], bad_template, tmp_path, monkeypatch)

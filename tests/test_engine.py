@@ -13,7 +13,7 @@ from bench.engine import param_groups, train
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from ijepa.model import IJEPA
 
-from .badinputs import Bad, check
+from .badinputs import Bad
 from .conftest import invoke, tiny_config, train_preempted
 
 
@@ -531,8 +531,3 @@ BAD_ENGINE = {
         EVAL, "features is not a folder: move it away", in_run("features", replaced_by_file)
     ),
 }
-
-
-@pytest.mark.parametrize("case", BAD_ENGINE)
-def test_bad_engine_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
-    check(BAD_ENGINE[case], bad_template, tmp_path, monkeypatch)

@@ -704,8 +704,3 @@ BAD_LAUNCH = {
     "train --out an existing file": Bad(["train", "--out", "{tmp}/s.yaml"], "s.yaml is a file, not a folder"),
     "train --out below a file": Bad(["train", "--out", "{tmp}/s.yaml/run"], "s.yaml is a file, not a folder"),
 }
-
-
-@pytest.mark.parametrize("case", BAD_LAUNCH)
-def test_bad_launch_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
-    badinputs.check(BAD_LAUNCH[case], bad_template, tmp_path, monkeypatch)

@@ -11,7 +11,7 @@ from bench.config import config_hash, write_config
 from bench.results import collate, compute_table, labels, leaderboards, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 
-from .badinputs import Bad, check
+from .badinputs import Bad
 from .conftest import invoke, tiny_config
 
 # (method, budget, seed) -> (k-NN@20, linear, 1 %)
@@ -351,11 +351,6 @@ BAD_REPORTS = {
 def _results_file(tmp):
     (tmp / "results").rmdir()
     (tmp / "results").write_text("not a folder\n")
-
-
-@pytest.mark.parametrize("case", BAD_REPORTS)
-def test_bad_report_arguments_give_one_line_and_write_nothing(case, bad_template, tmp_path, monkeypatch):
-    check(BAD_REPORTS[case], bad_template, tmp_path, monkeypatch)
 
 
 def test_reference_rows_are_cached_per_distinct_encoder(tmp_path, monkeypatch, caplog):
