@@ -543,11 +543,6 @@ def train(
 
     check_folder_option(out, "--out")
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
-    for path in (out, *out.parents):  # the nearest existing path must be a folder
-        if path.exists():
-            if not path.is_dir():
-                raise BenchError(f"--out {out}: {path} is a file, not a folder; name a run folder")
-            break
     if out.is_dir():
         state = run_state(out, Queue())  # a damaged state.json or job.json refuses here
         if state["active"]:

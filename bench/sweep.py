@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.config import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
-from bench.errors import BenchError
-from bench.rundir import EVAL, SUMMARY, read_json
+from bench.errors import BenchError, DamagedFile
+from bench.rundir import EVAL, REDO, SUMMARY, read_json
 from bench.slurm import slurm_config
 
 SWEEP_KEYS = ("name", "executor", "slurm", "budget", "base", "grid", "seeds", "tune", "random_init")
@@ -114,7 +114,10 @@ def tuning_score(run_dir: Path) -> float | None:
     if summary.get("status") == "failed":
         return -math.inf
     record = read_json(run_dir / EVAL) or {}
-    return record.get("val", {}).get(TUNE_SCORE)
+    score = record.get("val", {}).get(TUNE_SCORE) if isinstance(record.get("val", {}), dict) else "?"
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        raise DamagedFile(f"{run_dir / EVAL} is damaged (no validation score in 'val'): {REDO}")
+    return score
 
 
 def select(scored: list[tuple[dict, float]]) -> dict | None:

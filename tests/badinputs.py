@@ -66,7 +66,8 @@ def check(case: Bad, template: Path, tmp: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp)
     if case.setup is not None:
         case.setup(tmp)
-    args = [str(a).replace("{tmp}", str(tmp)).replace("{run}", run_dir(tmp).name) for a in case.args]
+    run_id = run_dir(template).name  # the template's run, whatever setup adds or removes
+    args = [str(a).replace("{tmp}", str(tmp)).replace("{run}", run_id) for a in case.args]
     if case.root and args and args[0] in ROOTED and "--root" not in args:
         args += ["--root", "runs"]
     before = snapshot(tmp)

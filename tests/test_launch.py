@@ -701,6 +701,10 @@ BAD_LAUNCH = {
     "train --out a run a live job owns": Bad(
         ["train", "--out", "{tmp}/finished"], "is running in a job of its own", owned_by_a_live_job
     ),
-    "train --out an existing file": Bad(["train", "--out", "{tmp}/s.yaml"], "s.yaml is a file, not a folder"),
-    "train --out below a file": Bad(["train", "--out", "{tmp}/s.yaml/run"], "s.yaml is a file, not a folder"),
+    "train --out an existing file": Bad(
+        ["train", "--out", "{tmp}/s.yaml"], "s.yaml is a file; --out must name a folder"
+    ),
+    "train --out below a file": Bad(
+        ["train", "--out", "{tmp}/s.yaml/run"], "s.yaml is a file; --out must name a folder"
+    ),
 }

@@ -229,3 +229,17 @@ def test_a_point_repeated_by_several_sub_grids_is_tuned_and_run_once(tmp_path):
         write_json({"val": {"knn@20": 50.0}}, folder / EVAL)
     runs, _ = sweep.ready(tmp_path)
     assert len(runs) == len({r.run_id for r in runs}) == 3 + 3 + 6  # tuning, init, headline at 2 budgets
+
+
+def test_a_tuning_run_whose_eval_json_holds_no_score_is_damaged(tmp_path):
+    from bench.errors import DamagedFile
+    from bench.rundir import EVAL, write_json
+    from bench.sweep import tuning_score
+
+    assert tuning_score(tmp_path) is None  # not scored yet
+    write_json({"val": {"knn@20": 61.5}}, tmp_path / EVAL)
+    assert tuning_score(tmp_path) == 61.5
+    for val in ([61.5], {"knn@20": "high"}, {"knn@20": True}):
+        write_json({"val": val}, tmp_path / EVAL)
+        with pytest.raises(DamagedFile, match="no validation score"):
+            tuning_score(tmp_path)
