@@ -73,11 +73,16 @@ def check_folder_option(path: Path, option: str) -> None:
     too_long = next((part for part in path.parts if len(part.encode()) > 255), None)
     if too_long is not None:
         raise BenchError(f"{option}: the name {too_long[:20]}... is longer than the 255 bytes a file system takes")
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise BenchError(f"{option} {path}: {folder} is a file; {option} must name a folder")
-            return
+    blocking = blocking_file(path)
+    if blocking is not None:
+        raise BenchError(f"{option} {path}: {blocking} is a file; {option} must name a folder")
+
+
+def blocking_file(path: Path) -> Path | None:
+    """What stands in the way of making `path` a folder: the nearest existing one of it and the
+    folders above it, when that is not a folder; None when nothing does."""
+    nearest = next((p for p in (path, *path.parents) if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
 
 
 def sweep_dir(target: str, root: Path) -> Path:
@@ -309,8 +314,8 @@ def check_writable(path: Path, folder: bool) -> None:
     if path.exists() and path.is_dir() != folder:
         kind = "a folder" if path.is_dir() else "a file"
         raise BenchError(f"{path} is {kind}, where a {'folder' if folder else 'file'} is to be written; move it")
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = blocking_file(path.parent)
+    if above is not None:
         raise BenchError(f"{above} is a file, where the folder of {path} is to be made; move it")
 
 
@@ -353,15 +358,13 @@ def reference_rows(configs: list, root: Path) -> dict[str, dict]:
 def sweep_tables(folder: Path, root: Path, references: bool, metric: str) -> dict:
     """The leaderboards of a sweep folder. The runs are read and --metric checked against them before
     any reference row is computed (under root/references), so that a typo leaves nothing behind."""
-    from bench.results import check_metric, leaderboards
-    from bench.results import collate as make_table
+    from bench.results import add_references, check_metric, leaderboards, run_table
 
     runs = sweep_runs(folder)
-    table = make_table(folder, None, runs)
+    table = run_table(runs)
     check_metric(table, metric, folder.name)
-    if references:
-        table = make_table(folder, reference_rows([run.config for run in runs], root), runs)
-    return leaderboards(table, metric)
+    refs = reference_rows([run.config for run in runs], root) if references else None
+    return leaderboards(add_references(table, refs), metric)
 
 
 MetricOption = Annotated[

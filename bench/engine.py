@@ -159,7 +159,7 @@ class Budget:
         return {"steps": s.steps, "epochs": s.steps, "flops": s.flops, "device_hours": s.device_seconds}[self.cfg.kind]
 
     def progress(self) -> float:
-        return min(self.used() / self.limit, 1.0) if self.limit > 0 else 1.0
+        return min(self.fraction_used(), 1.0)
 
     def done(self) -> bool:
         if self.cfg.kind in ("steps", "epochs"):
@@ -490,7 +490,8 @@ def train(
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
 
     spent, window = Spent(), LossWindow()
-    ckpt = resume_checkpoint(run_dir, method, optimizer, training_hash(cfg), where.main)
+    train_hash = training_hash(cfg)
+    ckpt = resume_checkpoint(run_dir, method, optimizer, train_hash, where.main)
     if ckpt is not None:
         spent = Spent(**ckpt["spent"])
         spent.restarts += 1
@@ -518,7 +519,7 @@ def train(
     )
     summary = {
         "status": "running",
-        "train_config_hash": training_hash(cfg),  # evaluation refuses a config.yaml whose training part changed
+        "train_config_hash": train_hash,  # evaluation refuses a config.yaml whose training part changed
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
     }
@@ -585,6 +586,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_di
     plain_seconds, plain_steps = 0.0, 0  # time of steps run without the FLOP counter
     t0 = time.perf_counter()
     seconds0 = budget.spent.device_seconds
+    train_hash = training_hash(cfg)  # what each checkpoint was trained with (restore refuses another's)
 
     def save() -> None:
         """Every process calls it (the loss window is the processes' mean); process 0 writes."""
@@ -599,7 +601,7 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_di
         state = {
             "method": method.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "train_config_hash": training_hash(cfg),
+            "train_config_hash": train_hash,
             "spent": vars(budget.spent).copy(),
             "loss": vars(LossWindow(float(partial), loss_n, last_loss)),
             "rng": torch.get_rng_state(),

@@ -52,7 +52,17 @@ from bench import slurm
 from bench.config import RunConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.registry import Registry
-from bench.rundir import STATE, SUBMISSION, SUMMARY, last_line, prepare_run_dir, read_json, write_json
+from bench.rundir import (
+    STATE,
+    SUBMISSION,
+    SUMMARY,
+    last_line,
+    prepare_run_dir,
+    read_json,
+    read_state,
+    read_submission,
+    write_json,
+)
 from bench.slurm import SlurmConfig
 from bench.sweep import Sweep
 from bench.tracking import EXIT_INTERRUPTED, Tracker
@@ -102,13 +112,19 @@ def process_identity(pid: int) -> dict | None:
     when no such process lives (a zombie counts as ended: it only waits for its parent to reap it)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
-        boot = (PROC / "sys/kernel/random/boot_id").read_text().strip()
+        boot = boot_id()
     except OSError:  # no such process (or no /proc: see pid_alive)
         return None
     fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces and ')'
     if fields[0] in ("Z", "X"):
         return None
     return {"pid": pid, "start": int(fields[19]), "boot": boot}
+
+
+@functools.cache
+def boot_id() -> str:
+    """This boot's id: read once, it does not change while this process lives."""
+    return (PROC / "sys/kernel/random/boot_id").read_text().strip()
 
 
 @functools.cache
@@ -568,8 +584,8 @@ def run_state(run_dir: Path, queue: Queue | None = None) -> dict:
     said 'running' as pending (a hard requeue). Without an answer from squeue a SLURM run keeps its
     state and stays owned: nothing is resubmitted on a guess. DamagedFile for a state.json or
     job.json that cannot be read."""
-    state = read_json(run_dir / STATE) or {"state": "new"}
-    submission = read_json(run_dir / SUBMISSION) or {}
+    state = read_state(run_dir) or {"state": "new"}
+    submission = read_submission(run_dir) or {}
     submission.pop("previous", None)
     if submission and submission.get("token") != state.get("token"):
         state = {"state": "submitted", "host": submission.get("host"), **submission}
@@ -729,7 +745,12 @@ def launch(
 def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
     """Block until no run of the sweep is active any more."""
     sweep_dir = root / sweep.name
-    while any(run_state(sweep_dir / r.run_id, Queue())["active"] for r in sweep.ready(root)[0]):
+
+    def active() -> bool:
+        queue = Queue()  # squeue asked once a poll, not once a run
+        return any(run_state(sweep_dir / r.run_id, queue)["active"] for r in sweep.ready(root)[0])
+
+    while active():
         time.sleep(poll_s)
 
 

@@ -42,8 +42,6 @@ from bench.rundir import (
     last_record,
     read_json,
     read_run_config,
-    read_state,
-    read_submission,
     read_summary,
 )
 
@@ -95,10 +93,8 @@ def status_row(run_dir: Path, queue: "Queue") -> dict:
 
     if not (run_dir / CONFIG).is_file():
         read_run_config(run_dir)  # says which file is missing
-    read_state(run_dir)  # the shapes run_state relies on
-    read_submission(run_dir)
     read_summary(run_dir)
-    state = run_state(run_dir, queue)
+    state = run_state(run_dir, queue)  # reads state.json and job.json through their checked readers
     metrics = last_record(run_dir / METRICS)
     evaluation = read_eval(run_dir)
     job = state.get("eval_job_id") if state["state"] in ("evaluating", "trained") else state.get("job_id")
@@ -158,8 +154,6 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
             elif config_changed(run_dir, cfg):
                 edited.append(run_dir)
             else:
-                read_state(run_dir)  # the shapes run_state relies on
-                read_submission(run_dir)
                 summary = read_summary(run_dir) or {}
                 runs.append(RunFiles(run_dir, cfg, summary, run_state(run_dir, queue), read_eval(run_dir)))
         except DamagedFile as e:
@@ -260,6 +254,11 @@ def collate(
     """Leaderboard of a sweep folder (or of `runs`, as read_runs gives them), best k-NN@20 first,
     reference rows last. Runs read_runs leaves out are not in it."""
     runs = read_runs(sweep_dir)[0] if runs is None else runs
+    return add_references(run_table(runs), references)
+
+
+def run_table(runs: list[RunFiles]) -> pd.DataFrame:
+    """A row per run with its gains, best k-NN@20 first; attrs["varied"]: the keys the runs differ in."""
     configs = [flat_config(run.config) for run in runs]
     keys = varying_keys(configs)
     rows = [run_row(run, c, keys) for run, c in zip(runs, configs, strict=True)]
@@ -268,6 +267,12 @@ def collate(
     table = add_gains(table)
     if "knn@20" in table:
         table = table.sort_values("knn@20", ascending=False, na_position="last")
+    return table
+
+
+def add_references(table: pd.DataFrame, references: dict[str, dict] | None) -> pd.DataFrame:
+    """run_table's table with the reference rows last, and the attrs the summaries group by."""
+    keys = table.attrs["varied"]
     refs = pd.DataFrame([reference_row(name, rec) for name, rec in (references or {}).items()])
     if len(refs):
         table = pd.concat([table, refs], ignore_index=True)
@@ -386,7 +391,6 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
         headline = out["role"] == "headline"
         for c in ("flops", "device_hours"):
             out[f"tuning_{c}"] = [cost[c].get(k) if h else np.nan for k, h in zip(keys, headline, strict=True)]
-    out.attrs["group"] = group
     out = rank(out, per_seed, metric)
     out = pd.concat([out, refs[[c for c in refs.columns if c in out.columns or c == "method"]]], ignore_index=True)
     out.attrs["group"] = group

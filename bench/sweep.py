@@ -98,7 +98,8 @@ class Sweep:
                 continue
             for seed in group.seeds:
                 cfg = build_config(merge(merge(group.raw, nest(point)), {"seed": seed}))
-                runs.setdefault(run_id(cfg), Run(run_id(cfg), cfg, group.axes | point))
+                rid = run_id(cfg)
+                runs.setdefault(rid, Run(rid, cfg, group.axes | point))
         return list(runs.values()), waiting
 
 
@@ -269,8 +270,9 @@ def load_sweep(path: str | Path) -> Sweep:
 
     def add(raw: dict, axes: dict, role: str) -> str:
         cfg = build_config(raw)
-        runs.setdefault(run_id(cfg), Run(run_id(cfg), cfg, axes, role))
-        return run_id(cfg)
+        rid = run_id(cfg)
+        runs.setdefault(rid, Run(rid, cfg, axes, role))
+        return rid
 
     for grid in grids:
         keys = list(grid)

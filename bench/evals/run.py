@@ -286,9 +286,8 @@ def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
     protocol = {"data": asdict(cfg.data), "eval": asdict(replace(cfg.eval, encoder="auto", scope="full"))}
     encoder = None
     if name == "random":
-        torch.manual_seed(0)
         channels = load_split(cfg.data, "train").channels
-        encoder = eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]  # at init: teacher = student
+        encoder = initial_encoder(replace(cfg, seed=0), channels)  # at init: teacher = student
         protocol["weights"] = weights_digest(encoder)
     digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(cache_dir) / f"{name}-{cfg.data.name}-{digest}"
