@@ -24,9 +24,13 @@ from .conftest import invoke, tiny_config
 
 def wandb_records(path):
     """The protobuf records of an offline .wandb file (LevelDB log format: a 7-byte file header,
-    32 KiB blocks of records, each with a 7-byte header: CRC, length, type FULL/FIRST/MIDDLE/LAST)."""
+    32 KiB blocks of records, each with a 7-byte header: CRC, length, type FULL/FIRST/MIDDLE/LAST).
+    run.finish() returns before W&B's service has written the file (about 1 read in 15 found it empty
+    or cut short), so the service is shut down first: teardown waits for it to write everything."""
+    import wandb
     from wandb.proto import wandb_internal_pb2
 
+    wandb.teardown()
     data, records, pending = path.read_bytes(), [], b""
     assert data[:4] == b":W&B"
     offset, block = 7, 32768
