@@ -69,12 +69,12 @@ class Data2VecV1Config:
     color_jitter: float = 0.4  # ColorJitter(0.4, 0.4, 0.4): brightness, contrast, saturation (3-channel data)
 
 
-# Optimizer settings per method (keys of bench.config.OptimConfig). One learning-rate rule for every
+# Optimizer settings per method (keys of bench.config.schema.OptimConfig). One learning-rate rule for every
 # method: each paper's rates are converted to rates per 256 images (paper lr x 256 / paper batch) and
 # scaled linearly to the run's global batch (`lr_batch: 256`), as MAE's recipe states it. Warm-ups are
 # fractions of the run: the paper's warm-up over the paper's run length (PAPER_RUNS).
 RECIPES: dict[str, dict] = {
-    "ijepa": {},  # bench.config.OptimConfig's defaults: 1e-3 (2e-4 -> 1e-3 -> 1e-6) at batch 2048, per 256
+    "ijepa": {},  # bench.config.schema.OptimConfig's defaults: 1e-3 (2e-4 -> 1e-3 -> 1e-6) at batch 2048, per 256
     "mae": {
         "lr": 1.5e-4,  # per 256 images (the paper's rule: lr = 1.5e-4 x batch / 256)
         "start_lr": 0.0,

@@ -1,5 +1,5 @@
 """data2vec, both versions (shared/reference/baselines.md). The EMA teacher and its targets
-are bench/ema.py's, the same code I-JEPA's target encoder uses.
+are core/ema.py's, the same code I-JEPA's target encoder uses.
 
 - ``Data2Vec`` — data2vec 2.0 (Baevski et al. 2022, *Efficient Self-supervised Learning with
   Contextualized Target Representations*): each image is embedded once and cloned R times,
@@ -26,9 +26,9 @@ from torch import nn
 
 from baselines.config import Data2VecConfig, Data2VecV1Config
 from baselines.masking import BlockMask, InverseBlockKeep
-from bench.backbones import VisionTransformer, gather_tokens, init_weights
-from bench.ema import EMATeacher, contextual_targets
-from bench.schedules import Clock
+from bench.train.schedules import Clock
+from core.ema import EMATeacher, contextual_targets
+from core.vit import VisionTransformer, gather_tokens, init_weights
 
 
 class ChannelNorm(nn.Module):

@@ -11,7 +11,7 @@ from torch import nn
 
 from baselines.config import MAEConfig
 from baselines.masking import RandomKeep
-from bench.backbones import VisionTransformer, make_blocks, sincos_pos_embed
+from core.vit import VisionTransformer, make_blocks, sincos_pos_embed
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:

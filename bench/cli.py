@@ -59,7 +59,7 @@ def user_errors(fn):
 
 def sweep_file(target: str | Path) -> Path:
     """The sweep file a command names: the path, or sweeps/NAME for a bare name (said on stdout)."""
-    from bench.sweep import find_sweep_file
+    from bench.launch.sweep import find_sweep_file
 
     path, fell_back = find_sweep_file(target)
     if fell_back:
@@ -89,7 +89,7 @@ def sweep_dir(target: str, root: Path) -> Path:
     """A sweep file, a sweep folder or a sweep name → the sweep's folder under root."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
-        from bench.sweep import load_sweep
+        from bench.launch.sweep import load_sweep
 
         return root / load_sweep(sweep_file(path)).name
     folder = path if path.is_dir() else root / target
@@ -161,10 +161,10 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; launch nothing.")] = False,
 ) -> None:
     """Expand a sweep into runs and launch those not done yet (never one twice)."""
-    from bench import slurm
-    from bench.launch import EXECUTORS, LaunchOptions, launch
-    from bench.launch import wait as wait_for
-    from bench.sweep import load_sweep
+    from bench.launch import slurm
+    from bench.launch.jobs import EXECUTORS, LaunchOptions, launch
+    from bench.launch.jobs import wait as wait_for
+    from bench.launch.sweep import load_sweep
 
     if parallel < 1:
         raise BenchError(f"--parallel must be >= 1, got {parallel}")
@@ -229,9 +229,9 @@ def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
     runs that had started as interrupted, say so in one line and exit 130."""
     import signal
 
-    from bench.launch import cancel as cancel_runs
-    from bench.launch import submitted_here
-    from bench.results import run_dirs
+    from bench.launch.jobs import cancel as cancel_runs
+    from bench.launch.jobs import submitted_here
+    from bench.results.tables import run_dirs
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
     try:
@@ -250,7 +250,7 @@ def check_ended(name: str, mine: dict[str, Path], file: Path, root: Path) -> Non
     """After running or waiting for a sweep's runs: exit 1 with one line unless every one of them is done."""
     from collections import Counter
 
-    from bench.launch import Queue, run_state
+    from bench.launch.jobs import Queue, run_state
 
     queue = Queue()
     ended = Counter(run_state(d, queue)["state"] for d in mine.values())
@@ -272,7 +272,7 @@ def status(
     root: RootOption = Path("runs"),
 ) -> None:
     """Show a table of a sweep's runs and their states (a run with a damaged file reads `damaged`; exit 2)."""
-    from bench.results import status_table
+    from bench.results.tables import status_table
 
     folder = sweep_dir(target, root)
     table = status_table(folder)
@@ -292,8 +292,8 @@ def cancel(
     root: RootOption = Path("runs"),
 ) -> None:
     """Cancel the jobs of a sweep's active runs; `bench sweep` later resumes them from their checkpoints."""
-    from bench.launch import cancel as cancel_runs
-    from bench.results import run_dirs
+    from bench.launch.jobs import cancel as cancel_runs
+    from bench.results.tables import run_dirs
 
     folder = sweep_dir(target, root)
     cancelled = cancel_runs(run_dirs(folder), folder)
@@ -323,7 +323,7 @@ def sweep_runs(folder: Path) -> list:
     """The runs of a sweep folder that can be tabled (results.read_runs). Never a silent mix: runs with
     a damaged file, made by another version of the code, or whose config.yaml was edited after
     training are left out, with one line on stderr for each damaged run and each kind."""
-    from bench.results import read_runs, run_dirs
+    from bench.results.tables import read_runs, run_dirs
 
     dirs = run_dirs(folder)
     if not dirs:
@@ -358,7 +358,7 @@ def reference_rows(configs: list, root: Path) -> dict[str, dict]:
 def sweep_tables(folder: Path, root: Path, references: bool, metric: str) -> dict:
     """The leaderboards of a sweep folder. The runs are read and --metric checked against them before
     any reference row is computed (under root/references), so that a typo leaves nothing behind."""
-    from bench.results import add_references, check_metric, leaderboards, run_table
+    from bench.results.tables import add_references, check_metric, leaderboards, run_table
 
     runs = sweep_runs(folder)
     table = run_table(runs)
@@ -386,7 +386,7 @@ def collate(
     """Write the sweep's leaderboards (runs, mean ± std per configuration, compute against accuracy;
     CSV and Markdown) into the sweep folder, and print the leaderboard: per configuration its budget,
     steps, k-NN, linear and 1 % top-1 and the gains over its init (the wide tables are the files)."""
-    from bench.results import leaderboard_files, narrow_board, write_leaderboards
+    from bench.results.tables import leaderboard_files, narrow_board, write_leaderboards
 
     if out is not None:  # every argument is checked before anything is computed or written
         if out.suffix != ".csv":
@@ -421,7 +421,7 @@ def report(
 ) -> None:
     """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars;
     with --wandb, also a W&B Report over the sweep's W&B runs."""
-    from bench.report import publish_wandb_report, write_report
+    from bench.results.report import publish_wandb_report, write_report
 
     if fmt not in ("md", "html"):
         raise BenchError(f"--format must be md or html, got {fmt!r}")
@@ -460,20 +460,20 @@ def evaluate(
     sweep folder that are not trained yet are skipped. A run named by its id (bench sweep's folders)
     is scored with the config its id is the hash of: to score it with other eval settings, copy its
     folder under a name of your own, edit the copy's eval section and evaluate the copy."""
-    from bench import slurm
     from bench.evals.run import evaluate_run, trained_config
-    from bench.launch import (
+    from bench.launch.jobs import (
         EXECUTORS,
         LaunchOptions,
         Queue,
         Task,
         run_state,
         setup_logging,
+        slurm,
         submit,
         sweep_lock,
         trained,
     )
-    from bench.results import run_dirs
+    from bench.results.tables import run_dirs
     from bench.rundir import RUN_FILES, read_run_config, read_state, read_submission, read_summary
 
     setup_logging()
@@ -540,8 +540,8 @@ def train(
     ] = True,
 ) -> None:
     """Train one run in this process, under its budget, then evaluate it."""
-    from bench.config import build_config, load_yaml
-    from bench.launch import Job, Queue, Task, run_state
+    from bench.config.schema import build_config, load_yaml
+    from bench.launch.jobs import Job, Queue, Task, run_state
     from bench.rundir import SUBMISSION, read_json
 
     check_folder_option(out, "--out")
@@ -565,7 +565,7 @@ def train(
 
 def trained_line(out: Path, summary: dict) -> str:
     """`bench train`'s last word: status, compute, and the evaluation's headline numbers."""
-    from bench.results import eval_columns
+    from bench.results.tables import eval_columns
 
     compute = summary.get("compute", {})
     line = (
@@ -585,10 +585,10 @@ def trained_line(out: Path, summary: dict) -> str:
 @app.command("list")
 def list_registries() -> None:
     """List the registered methods, backbones, datasets and executors."""
-    from bench.backbones import BACKBONES
-    from bench.data import DATASETS
-    from bench.launch import EXECUTORS
-    from bench.methods import METHODS
+    from bench.data.datasets import DATASETS
+    from bench.launch.jobs import EXECUTORS
+    from bench.train.methods import METHODS
+    from core.vit import BACKBONES
 
     for registry in (METHODS, BACKBONES, DATASETS, EXECUTORS):
         typer.echo(f"{registry.kind}s: {', '.join(registry.names())}")

@@ -1,8 +1,8 @@
 """Errors a user can cause and fix. The CLI turns them into one line on stderr and exit code 2."""
 
+from core.errors import BenchError
 
-class BenchError(Exception):
-    """A user mistake: bad config, unknown name, missing dataset. The message says what to do."""
+__all__ = ["BenchError", "DamagedFile", "TrainingFailed"]
 
 
 class DamagedFile(BenchError):

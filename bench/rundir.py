@@ -10,7 +10,7 @@
         summary.json    the training summary: status and compute used
         eval.json       the evaluation: k-NN, few-shot, linear and low-shot probes
 
-A sweep names each folder by its run id, `<method>-<10 hex>` (bench/sweep.py's `run_id`: the hash
+A sweep names each folder by its run id, `<method>-<10 hex>` (bench/launch/sweep.py's `run_id`: the hash
 of the whole config); `bench train --out` folders may have any name. A file here that can no longer
 be read raises `DamagedFile`, one line naming it; the commands that read many runs (status, collate)
 say so for that run and go on with the others.
@@ -23,8 +23,9 @@ import os
 import re
 from pathlib import Path
 
-from bench.config import RunConfig, check_version, config_hash, read_config, training_hash, write_config
+from bench.config.schema import RunConfig, check_version, config_hash, read_config, training_hash, write_config
 from bench.errors import BenchError, DamagedFile
+from bench.files import write_text
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
 METRICS, CHECKPOINT, SUMMARY, EVAL = "metrics.jsonl", "checkpoint.pt", "summary.json", "eval.json"
@@ -36,9 +37,7 @@ REDO = "restore it, or delete its run folder to redo the run"
 
 def write_json(obj: dict, path: Path) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def read_json(path: Path) -> dict | None:
@@ -173,7 +172,7 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
     whole config, the eval section too, so its eval.json always scores the config its name says.
     A folder of another name (`bench train --out`) must have the training settings summary.json
     recorded once trained (`train_config_hash`): its eval section may be edited and evaluated again."""
-    from bench.sweep import run_id  # the id's one formula (bench.sweep imports this module)
+    from bench.launch.sweep import run_id  # the id's one formula (bench.launch.sweep imports this module)
 
     summary = read_summary(run_dir) or {}
     recorded = summary.get("train_config_hash")

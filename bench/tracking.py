@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.config import RunConfig, to_dict
+from bench.config.schema import RunConfig, to_dict
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
-from bench.ema import EMATeacher
-from bench.schedules import Clock
+from bench.train.schedules import Clock
+from core.ema import EMATeacher
+from core.vit import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
 from ijepa.config import IJEPAConfig
 from ijepa.masks import MaskGenerator
 

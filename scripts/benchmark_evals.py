@@ -18,16 +18,16 @@ from pathlib import Path
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from bench.config import read_config
-from bench.data import load_split
-from bench.engine import select_device
+from bench.config.schema import read_config
+from bench.data.datasets import load_split
 from bench.evals import features
 from bench.evals.knn import knn_top1, normalize
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_probe
 from bench.evals.run import lowshot_subsets
-from bench.methods import build_method, eval_encoder
 from bench.rundir import CHECKPOINT, CONFIG
+from bench.train.engine import select_device
+from bench.train.methods import build_method, eval_encoder
 
 
 def timed(fn):

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from bench import slurm
-from bench.launch import LaunchOptions, launch
-from bench.results import status_table
-from bench.sweep import load_sweep
+from bench.launch.jobs import LaunchOptions, launch, slurm
+from bench.launch.sweep import load_sweep
+from bench.results.tables import status_table
 
 BASE = {
     "backbone": "vit_nano_patch4",
@@ -49,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     if not slurm.available():
         sys.exit("error: sbatch is not on PATH (scripts/slurm-local.sh up starts a local cluster)")
-    _, import_s = timed(lambda: importlib.import_module("bench.methods"))  # torch, timm: validation builds models
+    _, import_s = timed(lambda: importlib.import_module("bench.train.methods"))  # torch, timm: validation builds models
     trials = [measure(args.runs) for _ in range(args.repeat)]
     rows = [("import torch + timm (once per process)", args.runs, import_s, "")]
     rows += [

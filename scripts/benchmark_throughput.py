@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.config import build_config
-from bench.engine import device_name, select_device, train
+from bench.config.schema import build_config
 from bench.rundir import METRICS
+from bench.train.engine import device_name, select_device, train
 
 SMALL = {"ijepa": {"predictor_depth": 2, "predictor_width": 96}}
 PRESETS = {

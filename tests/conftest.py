@@ -5,7 +5,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bench.config import build_config
+from bench.config.schema import build_config
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
@@ -74,9 +74,9 @@ needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_file(), reason="da
 
 def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
     """Train, die while writing checkpoint number `die_at_save` (a preemption), then resume."""
-    from bench import engine
+    from bench.train import engine
 
-    real_save, saves = engine.save_atomic, {"n": 0}
+    real_save, saves = engine.save_torch, {"n": 0}
 
     def save_then_die(obj, path, **kwargs):
         saves["n"] += 1
@@ -84,10 +84,10 @@ def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
             raise KeyboardInterrupt("preempted")
         real_save(obj, path, **kwargs)
 
-    monkeypatch.setattr(engine, "save_atomic", save_then_die)
+    monkeypatch.setattr(engine, "save_torch", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, run_dir)
-    monkeypatch.setattr(engine, "save_atomic", real_save)
+    monkeypatch.setattr(engine, "save_torch", real_save)
     return engine.train(cfg, run_dir)
 
 

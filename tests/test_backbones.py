@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bench.backbones import BACKBONES, count_params, sincos_pos_embed
 from bench.errors import BenchError
+from core.vit import BACKBONES, count_params, sincos_pos_embed
 from ijepa.model import Predictor
 
 # Trainable encoder parameters from shared/reference/ijepa.md (no [cls], fixed pos-embed).

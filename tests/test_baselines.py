@@ -13,12 +13,12 @@ from baselines.config import Data2VecConfig, Data2VecV1Config, MAEConfig
 from baselines.data2vec import Data2Vec, Data2VecV1
 from baselines.mae import MAE, patchify
 from baselines.masking import BlockMask, InverseBlockKeep, RandomKeep
-from bench import schedules
-from bench.backbones import BACKBONES
-from bench.config import build_config, to_dict
-from bench.ema import EMATeacher, contextual_targets
-from bench.engine import train
-from bench.schedules import Clock
+from bench.config.schema import build_config, to_dict
+from bench.train import schedules
+from bench.train.engine import train
+from bench.train.schedules import Clock
+from core.ema import EMATeacher, contextual_targets
+from core.vit import BACKBONES
 
 from .conftest import TINY_METHODS, train_preempted
 
@@ -313,7 +313,7 @@ def test_evaluated_encoder_is_the_one_each_official_code_evaluates():
     """I-JEPA: the target (EMA) encoder; MAE: its encoder; data2vec 2.0 and v1: the student (fairseq's
     fine-tuning drops the EMA copy; BEiT's fine-tunes `model`). eval.encoder picks the other one."""
     from bench.errors import BenchError
-    from bench.methods import eval_encoder
+    from bench.train.methods import eval_encoder
     from ijepa.config import IJEPAConfig, MaskConfig
     from ijepa.model import IJEPA
 
@@ -354,7 +354,7 @@ def test_data2vec_init_is_berts_without_residual_rescale():
 
 
 def test_data2vec_v1_cls_has_no_weight_decay_and_others_keep_theirs():
-    from bench.engine import param_groups
+    from bench.train.engine import param_groups
 
     v1 = Data2VecV1(nano(), Data2VecV1Config(min_block=4, top_k=3))
     decay, no_decay = (g["params"] for g in param_groups(v1))
@@ -375,7 +375,7 @@ def test_data2vec_v1_cls_has_no_weight_decay_and_others_keep_theirs():
     ],
 )
 def test_each_method_augments_as_its_official_code(method, crop, interpolation, hflip, jitter):
-    from bench.methods import augmentation
+    from bench.train.methods import augmentation
 
     aug = augmentation(build_config({"method": method, **TINY_METHODS[method]}))
     assert (aug.crop_scale, aug.interpolation, aug.hflip, aug.color_jitter) == (crop, interpolation, hflip, jitter)
@@ -384,7 +384,7 @@ def test_each_method_augments_as_its_official_code(method, crop, interpolation, 
 def test_colour_jitter_applies_to_colour_images_only():
     from torchvision.transforms import v2
 
-    from bench.data import Augmentation, Split, train_transform
+    from bench.data.datasets import Augmentation, Split, train_transform
 
     aug = Augmentation((0.08, 1.0), True, "bicubic", 0.4)
     grey = Split(None, 10, 1, (0.5,), (0.25,), True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.config import (
+from bench.config.schema import (
     MAX_STEPS,
     RANGES,
     SEED_MAX,
@@ -21,10 +21,10 @@ from bench.config import (
     read_config,
     write_config,
 )
+from bench.config.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, parse_yaml, read_yaml
 from bench.errors import BenchError
-from bench.slurm import SLURM_RANGES, SlurmConfig
-from bench.sweep import load_sweep
-from bench.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, parse_yaml, read_yaml
+from bench.launch.slurm import SLURM_RANGES, SlurmConfig
+from bench.launch.sweep import load_sweep
 
 from .conftest import needs_fashion_mnist
 
@@ -167,7 +167,7 @@ def test_the_defaults_and_every_method_recipe_are_in_range():
 
 def test_a_dataset_is_scanned_once_per_process(monkeypatch):
     """The scan of a dataset runs once per process, however many runs a sweep validates."""
-    from bench import data
+    from bench.data import datasets as data
 
     calls = []
     monkeypatch.setattr(data, "_scanned", {})
@@ -183,7 +183,7 @@ def test_a_dataset_is_scanned_once_per_process(monkeypatch):
     assert len(calls) == 1
 
 
-# --- bounded YAML (bench/yamlio.py) ------------------------------------------------------------
+# --- bounded YAML (bench/config/yamlio.py) ------------------------------------------------------------
 
 
 def billion_laughs(levels: int = 9) -> str:
@@ -275,9 +275,9 @@ def test_the_step_limit_keeps_derived_seeds_inside_torch():
 
 
 def test_a_flop_or_time_budget_beyond_max_steps_fails_once_a_step_is_priced():
-    from bench.config import BudgetConfig
-    from bench.engine import Budget, Spent
+    from bench.config.schema import BudgetConfig
     from bench.errors import TrainingFailed
+    from bench.train.engine import Budget, Spent
 
     for kind, spent in (("flops", Spent(steps=1, flops=1e9)), ("device_hours", Spent(steps=1, device_seconds=0.01))):
         budget = Budget(BudgetConfig(kind, 1e25 if kind == "flops" else 1e5), 10, spent)

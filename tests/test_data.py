@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench.config import DataConfig
-from bench.data import (
+from bench.config.schema import DataConfig
+from bench.data.datasets import (
     DATASETS,
     SCANS,
     Augmentation,
@@ -96,7 +96,7 @@ def test_subset_naming_no_present_file_is_an_error(tmp_path):
         load_split(DataConfig(name="imagefolder", root=str(tmp_path), subset=str(subset)), "train")
 
 
-# --- checked before launch: the scan of each dataset (bench/data.py SCANS) -------------------------
+# --- checked before launch: the scan of each dataset (bench/data/datasets.py SCANS) -------------------------
 
 
 def imagefolder_cfg(root, **kw) -> DataConfig:

@@ -7,10 +7,10 @@ import zipfile
 import pytest
 import torch
 
-from bench import engine, schedules
-from bench.config import OptimConfig
-from bench.engine import param_groups, train
+from bench.config.schema import OptimConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
+from bench.train import engine, schedules
+from bench.train.engine import param_groups, train
 from ijepa.model import IJEPA
 
 from .badinputs import Bad
@@ -60,7 +60,7 @@ def test_recipes_keep_the_papers_ratios_to_their_run_length():
 )
 def test_one_learning_rate_rule_for_every_method(method, per_256):
     """Every paper's rate per 256 images, scaled linearly to the run's batch, times the tuned lr_factor."""
-    from bench.config import build_config
+    from bench.config.schema import build_config
 
     cfg = build_config({"method": method, "optim": {"batch_size": 128}})
     assert cfg.optim.lr == pytest.approx(per_256) and cfg.optim.lr_batch == 256
@@ -71,7 +71,7 @@ def test_one_learning_rate_rule_for_every_method(method, per_256):
 
 def test_a_zero_budget_run_is_its_initialisation(tmp_path, tiny):
     from bench.evals.run import encoder_moved, initial_encoder
-    from bench.methods import build_method, eval_encoder
+    from bench.train.methods import build_method, eval_encoder
 
     cfg = tiny(**{"budget.value": 0, "seed": 3})
     summary = train(cfg, tmp_path / "init")
@@ -118,8 +118,8 @@ def test_flop_budget_within_2_percent(tmp_path, tiny):
 
 def test_flop_counter_counts_attention_on_cpu():
     """A ViT forward counts exactly its hand count, attention included (torch has no CPU formula)."""
-    from bench.backbones import BACKBONES
-    from bench.flops import flop_counter_mode
+    from bench.train.flops import flop_counter_mode
+    from core.vit import BACKBONES
 
     model = BACKBONES.get("vit_nano_patch4")(img_size=28, in_chans=1)
     b, n, d, depth, patch_pixels = 2, 49, 96, 4, 16
@@ -133,7 +133,7 @@ def test_flop_counter_counts_attention_on_cpu():
 @pytest.mark.parametrize("groups", [1, 16])
 def test_conv_backward_counts_twice_the_forward_grouped_or_not(groups):
     """torch's formula charges a grouped conv's weight gradient `groups` times too much."""
-    from bench.flops import flop_counter_mode
+    from bench.train.flops import flop_counter_mode
 
     conv = torch.nn.Conv2d(96, 96, 3, padding=1, groups=groups)
     x = torch.randn(8, 96, 7, 7, requires_grad=True)
@@ -315,7 +315,7 @@ DAMAGES = {
 
 
 def fresh(cfg):
-    from bench.methods import build_method
+    from bench.train.methods import build_method
 
     method = build_method(cfg, 1)
     return method, torch.optim.AdamW(param_groups(method), lr=1e-3)
@@ -323,7 +323,7 @@ def fresh(cfg):
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_checkpoint_is_set_aside_and_the_previous_one_resumed(damage, stopped, tmp_path, caplog):
-    from bench.config import training_hash
+    from bench.config.schema import training_hash
 
     run = copy_run(stopped, tmp_path)
     spoil, words = DAMAGES[damage]
@@ -358,7 +358,7 @@ def test_training_resumed_from_the_previous_checkpoint_equals_an_uninterrupted_r
 
 
 def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path):
-    from bench.config import training_hash
+    from bench.config.schema import training_hash
 
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt.damaged").write_text("an earlier one")
@@ -370,7 +370,7 @@ def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path)
 
 
 def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_previous_one(stopped, tmp_path, caplog):
-    from bench.config import training_hash
+    from bench.config.schema import training_hash
 
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt").unlink()
@@ -460,7 +460,7 @@ def test_a_full_disk_fails_the_run_and_keeps_its_last_checkpoint(straight, tmp_p
     with pytest.raises(TrainingFailed, match=f"could not write {run / 'checkpoint.pt'} \\(No space left on device\\)"):
         train(tiny_config(**RESUME), run)
     monkeypatch.undo()
-    assert steps_of(run / "checkpoint.pt") == 4 and not (run / "checkpoint.pt.tmp").exists()
+    assert steps_of(run / "checkpoint.pt") == 4 and not list(run.glob("*.tmp"))
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     train(tiny_config(**RESUME), run)  # space freed: it resumes where the last checkpoint left it
     assert_same_run(run, straight)

@@ -8,9 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import EvalConfig
-from bench.data import load_split
-from bench.engine import train
+from bench.config.schema import EvalConfig
+from bench.data.datasets import load_split
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals import run as evals_run
@@ -23,6 +22,7 @@ from bench.evals.lowshot import (
     simclr_indices,
     stratified_subset,
 )
+from bench.train.engine import train
 
 FAST = EvalConfig(linear_lrs=(0.1, 1.0), linear_wds=(0.0,), linear_epochs=5, linear_min_steps=100)
 
@@ -108,7 +108,7 @@ def test_fewshot_knn_uses_n_per_class():
 
 
 def test_last_layers_views():
-    from bench.backbones import BACKBONES
+    from core.vit import BACKBONES
 
     enc = BACKBONES.get("vit_nano_patch4")(img_size=16, in_chans=1, cls_token=True).eval()
     x = torch.randn(3, 1, 16, 16)
@@ -229,7 +229,7 @@ def test_eval_json_names_the_encoder_it_scored(tmp_path, tiny, monkeypatch, meth
 def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny):
     """Issue 11 changed what a config means: a run folder written before config versions (no
     `version` in config.yaml) or whose config.yaml was edited after training is never evaluated."""
-    from bench.config import write_config
+    from bench.config.schema import write_config
 
     cfg = tiny()
     train(cfg, tmp_path)

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import BACKBONES
-from bench.ema import EMATeacher
-from bench.schedules import Clock
+from bench.train.schedules import Clock
+from core.ema import EMATeacher
+from core.vit import BACKBONES
 from ijepa.config import IJEPAConfig, MaskConfig
 from ijepa.model import IJEPA
 
@@ -73,7 +73,7 @@ def test_only_the_context_encoder_and_predictor_get_gradients():
 def test_init_is_the_official_pipelines():
     """src/helper.py init_model re-initialises every Linear with trunc-normal(0.02) after building,
     undoing the 1/sqrt(2l) rescale: block 12 of ViT-B keeps std 0.02 (the rescale alone: 0.0041)."""
-    from bench.backbones import BACKBONES
+    from core.vit import BACKBONES
     from ijepa.config import IJEPAConfig
 
     torch.manual_seed(0)
@@ -108,8 +108,8 @@ def test_ema_update_and_ramp():
 @pytest.mark.slow
 @needs_fashion_mnist
 def test_loss_falls_on_fashion_mnist(tmp_path):
-    from bench.config import build_config
-    from bench.engine import train
+    from bench.config.schema import build_config
+    from bench.train.engine import train
 
     cfg = build_config(
         {

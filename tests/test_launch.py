@@ -16,11 +16,12 @@ import pytest
 import submitit
 import torch
 
-from bench import engine, launch
-from bench.data import Augmentation
+from bench.data.datasets import Augmentation
 from bench.errors import BenchError
-from bench.launch import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
-from bench.methods import build_method
+from bench.launch import jobs as launch
+from bench.launch.jobs import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
+from bench.launch.slurm import SlurmConfig, slurm_config
+from bench.launch.sweep import load_sweep
 from bench.rundir import (
     CHECKPOINT,
     METRICS,
@@ -32,8 +33,8 @@ from bench.rundir import (
     read_json,
     write_json,
 )
-from bench.slurm import SlurmConfig, slurm_config
-from bench.sweep import load_sweep
+from bench.train import engine
+from bench.train.methods import build_method
 
 from . import badinputs
 from .badinputs import Bad

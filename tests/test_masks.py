@@ -3,7 +3,7 @@ import statistics
 import pytest
 import torch
 
-from bench.config import RunConfig
+from bench.config.schema import RunConfig
 from ijepa.config import MaskConfig
 from ijepa.masks import MaskGenerator, mask_statistics, pieces
 

@@ -9,12 +9,12 @@ import pytest
 import yaml
 from scipy import stats
 
-from bench.config import config_hash, write_config
-from bench.engine import train
+from bench.config.schema import config_hash, write_config
 from bench.evals import run as evals_run
-from bench.results import collate, compute_table, summarize, welch_p
+from bench.launch.sweep import load_sweep
+from bench.results.tables import collate, compute_table, summarize, welch_p
 from bench.rundir import EVAL, SUMMARY, write_json
-from bench.sweep import load_sweep
+from bench.train.engine import train
 
 from .conftest import TINY_EVAL, tiny_config
 
@@ -233,8 +233,8 @@ def test_a_point_repeated_by_several_sub_grids_is_tuned_and_run_once(tmp_path):
 
 def test_a_tuning_run_whose_eval_json_holds_no_score_is_damaged(tmp_path):
     from bench.errors import DamagedFile
+    from bench.launch.sweep import tuning_score
     from bench.rundir import EVAL, write_json
-    from bench.sweep import tuning_score
 
     assert tuning_score(tmp_path) is None  # not scored yet
     write_json({"val": {"knn@20": 61.5}}, tmp_path / EVAL)

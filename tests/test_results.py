@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import config_hash, write_config
-from bench.results import collate, compute_table, labels, leaderboards, summarize
+from bench.config.schema import config_hash, write_config
+from bench.results.tables import collate, compute_table, labels, leaderboards, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 
 from .badinputs import Bad
@@ -92,7 +92,7 @@ def test_labels_name_what_varies_within_a_method(tmp_path):
 def test_plots_are_pngs_with_the_right_axes(sweep, tmp_path):
     import matplotlib.image
 
-    from bench import plots
+    from bench.results import plots
 
     summary = summarize(collate(sweep, REFERENCES))
     figure = plots.compute_plot(summary, "linear", "flops")
@@ -177,7 +177,7 @@ def test_wandb_report_offline_writes_the_local_report_and_says_how_to_sync(sweep
 def test_wandb_report_holds_the_table_and_panels_over_the_sweeps_runs(sweep):
     import wandb_workspaces.reports.v2 as wr
 
-    from bench.report import wandb_report
+    from bench.results.report import wandb_report
 
     tables = leaderboards(collate(sweep, REFERENCES), "linear")
     report = wandb_report(tables, "methods", "linear", entity="someone", project="jepa-bench")
@@ -193,7 +193,7 @@ def test_wandb_report_holds_the_table_and_panels_over_the_sweeps_runs(sweep):
 
 
 def test_runs_not_done_do_not_count_as_seeds_and_tables_show_no_nan(sweep):
-    from bench.results import to_markdown
+    from bench.results.tables import to_markdown
 
     running = write_run(sweep, "ijepa", 1e12, 2, 99.0, 99.0, 99.0)  # a third seed, still training
     summary_path = running / SUMMARY
@@ -226,7 +226,7 @@ def demo_sweep(tmp_path):
 
 
 def test_narrow_board_is_a_row_per_configuration_with_its_gains(demo_sweep):
-    from bench.results import narrow_board
+    from bench.results.tables import narrow_board
 
     board = narrow_board(summarize(collate(demo_sweep, REFERENCES)))
     assert list(board.columns) == [
@@ -256,7 +256,7 @@ def test_collate_prints_a_leaderboard_that_fits_100_columns(demo_sweep, tmp_path
     import sys
 
     from bench.cli import print_table
-    from bench.results import narrow_board
+    from bench.results.tables import narrow_board
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("bench.cli.reference_rows", lambda configs, root: REFERENCES)
@@ -283,7 +283,7 @@ def test_collate_prints_a_leaderboard_that_fits_100_columns(demo_sweep, tmp_path
 
 
 def test_narrow_board_shortens_long_names_in_the_middle():
-    from bench.results import narrow_board
+    from bench.results.tables import narrow_board
 
     summary = pd.DataFrame(
         {
@@ -397,7 +397,7 @@ FIVE_REFERENCES = {"pixels": REFERENCES["pixels"]} | {
 def test_plots_of_one_budget_have_readable_ticks(demo_sweep, x):
     """One budget: the points lie within a few % of each other, where a log axis has no power of ten
     to label. Each panel gets distinct, non-empty labels at round values around the points."""
-    from bench import plots
+    from bench.results import plots
 
     summary = summarize(collate(demo_sweep, FIVE_REFERENCES))
     figure = plots.compute_plot(summary, "linear", x)
@@ -415,7 +415,7 @@ def test_plots_of_one_budget_have_readable_ticks(demo_sweep, x):
 
 
 def test_reference_lines_each_have_their_own_style(demo_sweep):
-    from bench import plots
+    from bench.results import plots
 
     summary = summarize(collate(demo_sweep, FIVE_REFERENCES))
     names = set(FIVE_REFERENCES)

@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
-from bench.config import training_hash, write_config
-from bench.results import collate, read_runs, status_table
+from bench.config.schema import training_hash, write_config
+from bench.launch.sweep import run_id
+from bench.results.tables import collate, read_runs, status_table
 from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, write_json
-from bench.sweep import run_id
 
 from .badinputs import Bad, run_dir
 from .conftest import invoke, tiny_config
@@ -306,9 +306,9 @@ def test_an_edited_config_is_evaluated_neither_by_bench_eval_nor_by_the_job(bad_
     backbone and lr, a summary.json without its training hash) is refused by `bench eval` and by the
     job's evaluation alike, and eval.json is left as it was; a copy under a free name may change its
     eval section and be evaluated (the training hash guards it)."""
-    from bench.config import read_config
+    from bench.config.schema import read_config
     from bench.errors import BenchError
-    from bench.launch import Job, Task
+    from bench.launch.jobs import Job, Task
 
     shutil.copytree(bad_template, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bench.data import Split, Transformed, eval_transform
+from bench.data.datasets import Split, Transformed, eval_transform
 from bench.errors import BenchError, DamagedFile
+from bench.files import read_torch_file, save_torch
 from bench.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,6 @@ def cached(path: Path, key: dict, compute: Callable[[], dict[str, torch.Tensor]]
     and saved atomically. A changed checkpoint or protocol changes the key and recomputes; so does a
     cache file that cannot be read (a crash, a full disk), saying so. A folder in its place is one
     clear error, before anything is computed."""
-    from bench.engine import read_torch_file, save_atomic
 
     if path.parent.exists() and not path.parent.is_dir():
         raise DamagedFile(f"{path.parent} is not a folder: move it away so that features can be cached there")
@@ -123,7 +123,7 @@ def cached(path: Path, key: dict, compute: Callable[[], dict[str, torch.Tensor]]
     feats = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_atomic({"key": stamp, "features": feats}, path)
+        save_torch({"key": stamp, "features": feats}, path)
     except OSError as e:
         raise BenchError(
             f"could not write the feature cache {path} ({e.strerror or e}): free disk space and run again"

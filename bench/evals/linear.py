@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from bench.config import EvalConfig
+from bench.config.schema import EvalConfig
 
 BATCH = 256
 

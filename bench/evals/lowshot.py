@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import EvalConfig
+from bench.config.schema import EvalConfig
 from bench.errors import BenchError
 from bench.evals.knn import knn_top1
 from bench.evals.linear import can_hold_out, linear_probe

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import RunConfig, check_version, training_hash
-from bench.data import Split, TensorImages, load_split
-from bench.engine import load_checkpoint, select_device
+from bench.config.schema import RunConfig, check_version, training_hash
+from bench.data.datasets import Split, TensorImages, load_split
 from bench.errors import BenchError, DamagedFile
 from bench.evals import features
 from bench.evals.knn import knn_top1
@@ -35,8 +34,9 @@ from bench.evals.lowshot import (
     simclr_indices,
     stratified_subset,
 )
-from bench.methods import build_method, eval_encoder
 from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_json, read_run_config, read_summary, write_json
+from bench.train.engine import load_checkpoint, select_device
+from bench.train.methods import build_method, eval_encoder
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from torchvision import datasets as tvd
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.transforms import v2
 
-from bench.config import DataConfig
+from bench.config.schema import DataConfig
 from bench.errors import BenchError
-from bench.registry import Registry
+from core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 SCANS: Registry[Callable[[DataConfig], int]] = Registry("dataset scan")  # name -> checks, train split size

@@ -2,7 +2,7 @@
 
     name: masks                     # optional; defaults to the file's stem (1-64 of A-Z a-z 0-9 - _)
     executor: local                 # local | debug | slurm (default: slurm when sbatch is on PATH)
-    slurm: {gpus_per_node: 8, tasks_per_node: 8, timeout_min: 240}   # see bench/slurm.py
+    slurm: {gpus_per_node: 8, tasks_per_node: 8, timeout_min: 240}   # see bench/launch/slurm.py
     budget: {kind: flops, value: 3.0e+12}   # one budget for every run; a list of values
                                             # (value: [1.0e+12, 4.0e+12]) runs the grid at each
     base: {backbone: vit_nano_patch4, ijepa.mask.min_keep: 3}
@@ -29,7 +29,7 @@ are measured from, paired by seed.
 Every run is validated before anything is written: a malformed file, an unknown key or a
 bad value fails the whole sweep with one line. So do a seed, grid value or budget listed twice,
 a grid or base that sets `seed` or `budget` (the sweep's own keys set them), and a sweep of more
-than MAX_RUNS runs; each distinct dataset is scanned once (bench/data.py).
+than MAX_RUNS runs; each distinct dataset is scanned once (bench/data/datasets.py).
 
 `bench sweep masks.yaml` with no masks.yaml here reads sweeps/masks.yaml (find_sweep_file).
 """
@@ -41,10 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
+from bench.config.schema import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
 from bench.errors import BenchError, DamagedFile
+from bench.launch.slurm import slurm_config
 from bench.rundir import EVAL, REDO, SUMMARY, read_json
-from bench.slurm import slurm_config
 
 SWEEP_KEYS = ("name", "executor", "slurm", "budget", "base", "grid", "seeds", "tune", "random_init")
 TUNE_KEYS = ("grid", "budget", "seed")
@@ -211,7 +211,7 @@ def find_sweep_file(target: str | Path) -> tuple[Path, bool]:
     if path.exists() or len(path.parts) != 1:
         return path, False
     name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
-    for folder in (Path(SWEEPS_DIR), Path(__file__).resolve().parents[1] / SWEEPS_DIR):
+    for folder in (Path(SWEEPS_DIR), Path(__file__).resolve().parents[2] / SWEEPS_DIR):
         if (folder / name).is_file():
             return folder / name, True
     return path, False

@@ -19,7 +19,7 @@ from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from bench.registry import Registry
+from core.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
 

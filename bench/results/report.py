@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import plots
 from bench.errors import BenchError
-from bench.results import markdown_report, write_leaderboards
+from bench.results import plots
+from bench.results.tables import markdown_report, write_leaderboards
 
 
 def make_plots(tables: dict[str, pd.DataFrame], dest: Path, metric: str) -> list[Path]:

@@ -4,7 +4,7 @@ dotted overrides (`optim.lr=5e-4`) on the command line.
 Every key is checked against the dataclasses: an unknown key fails with the valid keys
 listed, a value of the wrong type fails with the expected type, a number outside its range
 (`RANGES`: every numeric field has one) fails with the range, and a budget of more than
-MAX_STEPS steps is refused. YAML is read within bench/yamlio.py's bounds. The resolved config is
+MAX_STEPS steps is refused. YAML is read within bench/config/yamlio.py's bounds. The resolved config is
 written into each run folder (`config.yaml`) and hashed into the run's id; it holds the
 section of its own method only, so adding a method never changes another's run ids.
 
@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from baselines.config import RECIPES, Data2VecConfig, Data2VecV1Config, MAEConfig
+from bench.config.yamlio import describe, parse_yaml, read_yaml
 from bench.errors import BenchError
-from bench.yamlio import describe, parse_yaml, read_yaml
 from ijepa.config import IJEPAConfig, MaskConfig
 
 BUDGET_KINDS = ("device_hours", "flops", "steps", "epochs")
@@ -161,7 +161,7 @@ class RunConfig:
     method: str = "ijepa"
     # budget: every hyper-parameter a paper defines in steps or epochs (warm-up, weight-decay and EMA
     # schedules, data2vec 2.0's 100k-update EMA ramp) keeps its ratio to the paper's run length, and EMA
-    # momenta keep their time constant 1/(1-m) as that fraction (bench/schedules.py); paper: the papers'
+    # momenta keep their time constant 1/(1-m) as that fraction (bench/train/schedules.py); paper: the papers'
     # absolute values, the schedules read at step / the paper's run length
     recipe: str = "budget"
     backbone: str = "vit_tiny_patch4"
@@ -198,7 +198,7 @@ MAX_STEPS = 10**8
 MAX_FLOPS = 1e26  # more than any model has been trained with; FLOP budgets also stop at MAX_STEPS
 MAX_DEVICE_HOURS = 1e6  # 114 device-years; time budgets also stop at MAX_STEPS
 # torch seeds are 64-bit; the engine derives (seed x 1,000,003 + step) x 1,000,033 + index per image
-# and step, which overflows past seed 2**24 (bench/engine.py StepTagged)
+# and step, which overflows past seed 2**24 (bench/train/engine.py StepTagged)
 SEED_MAX = 2**24 - 1
 
 
@@ -477,9 +477,9 @@ def check_version(cfg: RunConfig, where: str) -> None:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that span fields or need registries (imported lazily: they pull in torch)."""
-    from bench.backbones import BACKBONES
-    from bench.data import check_dataset
-    from bench.methods import METHODS, check_method
+    from bench.data.datasets import check_dataset
+    from bench.train.methods import METHODS, check_method
+    from core.vit import BACKBONES
 
     check_version(cfg, "this config")
     METHODS.get(cfg.method)
@@ -550,7 +550,7 @@ def build_config(data: dict | None = None, overrides: list[str] | None = None) -
 
 
 def load_yaml(path: str | Path, what: str = "config file") -> dict:
-    """A YAML mapping from a file, read within bench/yamlio.py's bounds; {} for an empty file."""
+    """A YAML mapping from a file, read within bench/config/yamlio.py's bounds; {} for an empty file."""
     path = Path(path)
     data = read_yaml(path, what)
     if data is None:

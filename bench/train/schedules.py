@@ -17,7 +17,7 @@ first steps of the paper's own schedule — and momenta are used as the paper gi
 import math
 from dataclasses import dataclass
 
-from bench.config import OptimConfig
+from bench.config.schema import OptimConfig
 
 
 @dataclass(frozen=True)

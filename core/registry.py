@@ -11,7 +11,7 @@ A duplicate name raises at registration; an unknown name raises with the list of
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 T = TypeVar("T")
 

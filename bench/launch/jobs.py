@@ -8,7 +8,7 @@ resumes where it stopped. A job with several tasks per node trains each run with
 Executors:
     local   one process per lane of runs (`--parallel` lanes), each run trained then evaluated
     debug   in this process, one run after the other
-    slurm   one job array per sweep for training, one chained evaluation array (bench/slurm.py)
+    slurm   one job array per sweep for training, one chained evaluation array (bench/launch/slurm.py)
 
 Each run folder says where it stands: `job.json` (written here when a job is submitted) and
 `state.json` (written by the job). Both carry the submission's token, so a run whose latest
@@ -48,10 +48,11 @@ import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.local import local as submitit_local
 
-from bench import slurm
-from bench.config import RunConfig
+from bench.config.schema import RunConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
-from bench.registry import Registry
+from bench.launch import slurm
+from bench.launch.slurm import SlurmConfig
+from bench.launch.sweep import Sweep
 from bench.rundir import (
     STATE,
     SUBMISSION,
@@ -63,9 +64,8 @@ from bench.rundir import (
     read_submission,
     write_json,
 )
-from bench.slurm import SlurmConfig
-from bench.sweep import Sweep
 from bench.tracking import EXIT_INTERRUPTED, Tracker
+from core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class Job:
         return self.token is not None and (read_json(run_dir / SUBMISSION) or {}).get("token") != self.token
 
     def run_all(self, job_id: str | None, requeue) -> list[dict]:
-        from bench.engine import Preempted
+        from bench.train.engine import Preempted
 
         summaries, errors = [], []
         for task in self.tasks:
@@ -346,8 +346,8 @@ class Job:
 
     def run_task(self, task: Task, job: dict, requeue, tracker: Tracker | None) -> list[dict]:
         """Train and/or evaluate one run; [] when it is done already."""
-        from bench.engine import Preempted, train
         from bench.evals.run import evaluate_run
+        from bench.train.engine import Preempted, train
 
         summary = read_json(task.run_dir / SUMMARY) or {}
         if task.train:

@@ -13,7 +13,7 @@ $BENCH_SLURM_PROFILE) overlaid with the sweep's own `slurm:` section:
     array_parallelism: 16    # runs of one sweep training at the same time
     additional: {reservation: ssl}   # any other sbatch option
 
-`bench/launch.py` submits a sweep as one training array and one evaluation array whose task
+`bench/launch/jobs.py` submits a sweep as one training array and one evaluation array whose task
 i starts when training task i has succeeded (`--dependency=aftercorr`). The queue is read
 with one `squeue` call; `sacct` is asked about jobs that have left it when accounting exists.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import submitit
 
-from bench.config import COUNT, NON_NEGATIVE, POSITIVE, check_ranges, from_dict, load_yaml, merge
+from bench.config.schema import COUNT, NON_NEGATIVE, POSITIVE, check_ranges, from_dict, load_yaml, merge
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)

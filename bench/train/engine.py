@@ -5,7 +5,7 @@
 A budget is device-hours (wall-clock of the training loop x devices), FLOPs (counted with
 torch's FlopCounterMode on the real step, once per distinct batch shape), optimizer steps
 or epochs. The learning rate, weight decay and EMA momentum are functions of the fraction
-of the budget spent (bench/schedules.py), so the schedule ends when the budget does.
+of the budget spent (bench/train/schedules.py), so the schedule ends when the budget does.
 
 The run folder holds `config.yaml`, `metrics.jsonl`, `summary.json` and `checkpoint.pt`
 (written atomically; the one before it is kept as `checkpoint.prev.pt`). Calling `train` again
@@ -15,7 +15,7 @@ lost are counted apart (`device_hours_lost`). A checkpoint.pt that cannot be rea
 fit the run, is renamed aside (`checkpoint.pt.damaged`) and training resumes from the previous
 one, saying so; when neither can be read, training stops with one line naming them.
 
-Multi-process training: when torch.distributed is initialised (bench/launch.py does it from
+Multi-process training: when torch.distributed is initialised (bench/launch/jobs.py does it from
 the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
 trains on its share of the same global batch (`optim.batch_size`), with masks drawn for
 the whole batch, so the run matches a single-process run on that batch, with two exceptions
@@ -30,9 +30,7 @@ import json
 import logging
 import math
 import os
-import pickle
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -42,12 +40,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from baselines.config import PAPER_RUNS
-from bench import schedules
-from bench.config import MAX_STEPS, BudgetConfig, RunConfig, training_hash
-from bench.data import Transformed, load_split, train_transform
+from bench.config.schema import MAX_STEPS, BudgetConfig, RunConfig, training_hash
+from bench.data.datasets import Transformed, load_split, train_transform
 from bench.errors import BenchError, DamagedFile, TrainingFailed
-from bench.flops import flop_counter_mode
-from bench.methods import augmentation, build_method
+from bench.files import first_line, read_torch_file, save_torch, write_text
 from bench.progress import progress_bar
 from bench.rundir import (
     CHECKPOINT,
@@ -59,6 +55,9 @@ from bench.rundir import (
     read_json,
     write_json,
 )
+from bench.train import schedules
+from bench.train.flops import flop_counter_mode
+from bench.train.methods import augmentation, build_method
 
 log = logging.getLogger(__name__)
 
@@ -272,68 +271,6 @@ def shape_key(batch: dict) -> tuple:
     return tuple((k, tuple(v.shape)) for k, v in batch.items() if isinstance(v, torch.Tensor))
 
 
-def save_atomic(obj: object, path: Path, keep: Path | None = None) -> None:
-    """torch.save, atomically and durably: a reader (or a crash) sees the old file or the new one,
-    never part of one. `keep`: the file it replaces is moved there at the moment it is replaced.
-    A failed write (OSError: a full disk, a quota) leaves no temporary file and every old file
-    as it was."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as f:  # through a Python file, a full disk is an OSError, not torch's RuntimeError
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # else a machine crash can leave the renamed file empty
-    except OSError:
-        tmp.unlink(missing_ok=True)  # the space it took: the error message has to be written somewhere
-        raise
-    if keep is not None and path.exists():
-        os.replace(path, keep)
-    os.replace(tmp, path)
-
-
-# torch.load's errors on a file that is not (all of) a torch file, as measured on truncated, emptied,
-# overwritten and bit-flipped checkpoints: the zip reader's RuntimeError and OSError (EINVAL on a
-# truncated archive), EOFError, and the weights-only unpickler's UnpicklingError, KeyError, IndexError
-# and ValueError (UnicodeDecodeError) on bytes that are not a pickle. OSError also covers a folder and
-# a file this user may not read.
-UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError)
-
-
-def read_torch_file(path: Path) -> object:
-    """What a torch file this tool wrote holds (weights only, on the CPU); DamagedFile, naming the file
-    and why, when it cannot be read. A zip checksum catches the bytes torch reads without checking."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        with zipfile.ZipFile(path) as archive:  # the format torch.save writes; its reader skips the CRCs
-            corrupt = archive.testzip()
-    except UNREADABLE + (zipfile.BadZipFile,) as e:
-        raise DamagedFile(f"{path} is damaged ({unreadable(path, e)})") from None
-    if corrupt is not None:
-        raise DamagedFile(f"{path} is damaged (a checksum fails: {corrupt})")
-    return obj
-
-
-def unreadable(path: Path, error: BaseException) -> str:
-    """Why torch.load could not read `path`, in a few words."""
-    if path.is_dir():
-        return "a folder, not a file"
-    if isinstance(error, PermissionError):
-        return "not readable: permission denied"
-    if isinstance(error, EOFError) or (path.is_file() and path.stat().st_size == 0):
-        return "empty or truncated"
-    if isinstance(error, RuntimeError | OSError):  # the zip reader: a truncated or overwritten archive
-        return f"truncated or corrupt: {first_line(error)}"
-    return "not a torch file"
-
-
-def first_line(error: BaseException, skip_header: bool = False, limit: int = 160) -> str:
-    """An error's first line, shortened, for a one-line message; `skip_header`: its second, where the
-    first only says what failed (load_state_dict's 'Error(s) in loading state_dict for IJEPA:')."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-    text = lines[1] if skip_header and len(lines) > 1 else lines[0]
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # --- checkpoints --------------------------------------------------------------------------
 
 CHECKPOINT_KEYS = ("method", "optimizer", "spent", "rng")
@@ -348,7 +285,7 @@ def write_checkpoint(state: dict, run_dir: Path) -> None:
     try:
         if latest.is_file():
             previous.unlink(missing_ok=True)
-        save_atomic(state, latest, keep=previous)
+        save_torch(state, latest, keep=previous)
     except OSError as e:
         raise TrainingFailed(
             f"could not write {latest} ({e.strerror or e}): free disk space and run again; "
@@ -458,9 +395,7 @@ def trim_metrics(path: Path, step: int) -> float:
     kept = [line for line, r in zip(lines, records, strict=True) if r is not None and r["step"] <= step]
     dropped = [r for r in records if r is not None and r["step"] > step]
     if len(kept) != len(lines):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, "".join(kept))
     return float(dropped[-1].get("device_hours", 0.0)) * 3600.0 if dropped else 0.0
 
 
@@ -473,7 +408,7 @@ def train(
     """Train until the budget is spent (resuming if a checkpoint exists); return the summary.
 
     `stop` is asked after every step; when it says True the step is checkpointed and
-    `Preempted` raised (bench/launch.py turns SLURM's pre-emption signal into it). `on_log`
+    `Preempted` raised (bench/launch/jobs.py turns SLURM's pre-emption signal into it). `on_log`
     receives every record written to metrics.jsonl (bench/tracking.py sends them to W&B)."""
     run_dir = Path(run_dir)
     where = ranks()

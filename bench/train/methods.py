@@ -3,7 +3,7 @@
 - ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
 - ``forward(batch) -> {"loss": tensor, **parts}``
 - ``after_step(clock) -> float | None``: EMA update after each optimizer step; `clock`
-  (bench/schedules.py) says where the run stands and gives the momentum of a paper's EMA schedule
+  (bench/train/schedules.py) says where the run stands and gives the momentum of a paper's EMA schedule
 - ``encoders() -> {"student": VisionTransformer[, "teacher": ...]}``: its encoders (the teacher is
   the EMA copy, where the method has one), and ``evaluated``: the one its official code evaluates
   (I-JEPA: teacher; MAE, data2vec 2.0 and v1: student). ``eval.encoder`` picks another.
@@ -16,11 +16,11 @@ from dataclasses import asdict
 
 import torch
 
-from bench.backbones import BACKBONES, VisionTransformer
-from bench.config import EVAL_ENCODERS, RunConfig
-from bench.data import Augmentation
+from bench.config.schema import EVAL_ENCODERS, RunConfig
+from bench.data.datasets import Augmentation
 from bench.errors import BenchError
-from bench.registry import Registry
+from core.registry import Registry
+from core.vit import BACKBONES, VisionTransformer
 
 METHODS: Registry = Registry("method")
 

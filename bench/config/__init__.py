@@ -1,0 +1,1 @@
+"""Configuration: the typed run config (`schema`), the bounded YAML reader (`yamlio`)."""

@@ -1,0 +1,1 @@
+"""Data: datasets, splits and the training augmentation."""

@@ -1,0 +1,1 @@
+"""Results: status and leaderboard tables, plots, reports (pure functions over run folders)."""

@@ -1,0 +1,1 @@
+"""Training: the one budgeted loop (`engine`), FLOP counting, schedules, the harness side of methods."""

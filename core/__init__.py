@@ -1,0 +1,5 @@
+"""Shared model code that every method builds on and that imports nothing from the harness
+(`bench/`): the ViT (`vit`), the EMA teacher (`ema`), name registries (`registry`) and the
+user-mistake error (`errors`). Methods (`ijepa/`, `baselines/`) depend on this package; the
+harness depends on the methods; nothing here depends on either.
+"""

@@ -1,0 +1,90 @@
+"""The code's shape: imports point one way (core <- methods <- harness) with no cycle, counting
+imports inside functions; no module over 300 lines and no function over 60."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("core", "ijepa", "baselines", "bench")
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imported(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules `name` imports anywhere in its file (top level or inside a function):
+    `from a.b import c` counts a.b.c when that is a module, else a.b."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative
+                package = name.split(".")[: len(name.split(".")) - node.level + (path.name == "__init__.py")]
+                base = ".".join([*package, *([base] if base else [])])
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in known and t != name}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imported(name, path, set(found)) for name, path in found.items()}
+
+
+def test_the_module_graph_has_no_cycle():
+    edges, done, path = graph(), set(), []
+
+    def visit(node: str) -> None:
+        if node in path:
+            cycle = path[path.index(node) :] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            visit(nxt)
+        path.pop()
+        done.add(node)
+
+    for node in sorted(edges):
+        visit(node)
+
+
+def test_imports_point_one_way():
+    """core imports nothing of the project's but core; the methods import core and themselves only."""
+    allowed = {"core": ("core",), "ijepa": ("core", "ijepa"), "baselines": ("core", "baselines")}
+    wrong = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        for target in sorted(targets)
+        if name.split(".")[0] in allowed and target.split(".")[0] not in allowed[name.split(".")[0]]
+    ]
+    assert not wrong, wrong
+
+
+def test_no_module_over_300_lines_and_no_function_over_60():
+    too_long = []
+    for name, path in modules().items():
+        source = path.read_text()
+        lines = len(source.splitlines())
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert not too_long, "\n".join(too_long)
