@@ -8,20 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.config.schema import (
-    MAX_STEPS,
-    RANGES,
-    SEED_MAX,
-    RunConfig,
-    build_config,
-    check_key,
-    config_hash,
-    load_yaml,
-    parse_overrides,
-    read_config,
-    write_config,
-)
-from bench.config.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, parse_yaml, read_yaml
+from bench.config.parse import check_key, parse_overrides
+from bench.config.ranges import MAX_STEPS, SEED_MAX, run_ranges
+from bench.config.runfile import config_hash, read_config, write_config
+from bench.config.schema import RunConfig
+from bench.config.validate import build_config
+from bench.config.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, load_yaml, parse_yaml, read_yaml
 from bench.errors import BenchError
 from bench.launch.slurm import SLURM_RANGES, SlurmConfig
 from bench.launch.sweep import load_sweep
@@ -156,7 +148,7 @@ def numeric_keys(cls: type, prefix: str = "") -> list[str]:
 
 def test_every_number_of_the_config_has_a_range():
     """A numeric field added without a range would take any value, NaN-free but negative or absurd."""
-    assert sorted(set(numeric_keys(RunConfig)) - {"version"}) == sorted(RANGES)
+    assert sorted(set(numeric_keys(RunConfig)) - {"version"}) == sorted(run_ranges())
     assert sorted(numeric_keys(SlurmConfig, "slurm.")) == sorted(SLURM_RANGES)
 
 

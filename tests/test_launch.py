@@ -16,7 +16,6 @@ import pytest
 import submitit
 import torch
 
-from bench.data.datasets import Augmentation
 from bench.errors import BenchError
 from bench.launch import jobs as launch
 from bench.launch.jobs import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
@@ -35,6 +34,7 @@ from bench.rundir import (
 )
 from bench.train import engine
 from bench.train.methods import build_method
+from core.method import Augmentation
 
 from . import badinputs
 from .badinputs import Bad

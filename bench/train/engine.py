@@ -39,8 +39,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from baselines.config import PAPER_RUNS
-from bench.config.schema import MAX_STEPS, BudgetConfig, RunConfig, training_hash
+from bench.config.ranges import MAX_STEPS
+from bench.config.runfile import training_hash
+from bench.config.schema import BudgetConfig, RunConfig
 from bench.data.datasets import Transformed, load_split, train_transform
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.files import first_line, read_torch_file, save_torch, write_text
@@ -58,6 +59,8 @@ from bench.rundir import (
 from bench.train import schedules
 from bench.train.flops import flop_counter_mode
 from bench.train.methods import augmentation, build_method
+from core.clock import Clock
+from core.method import METHODS
 
 log = logging.getLogger(__name__)
 
@@ -508,10 +511,10 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_di
     flops_per_shape: dict[tuple, float] = {}
     devices = where.world
     lr_scale = schedules.lr_scale(cfg.optim)
-    paper_updates = PAPER_RUNS[cfg.method].updates
+    paper_updates = METHODS.get(cfg.method).paper_run.updates
 
-    def clock() -> schedules.Clock:
-        return schedules.Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
+    def clock() -> Clock:
+        return Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
 
     # the loss summed over this process's steps since the last record; resumed from the checkpoint
     loss_sum = torch.tensor(window.loss_sum, device=device)
