@@ -60,7 +60,7 @@ from bench.train import schedules
 from bench.train.flops import flop_counter_mode
 from bench.train.methods import augmentation, build_method
 from core.clock import Clock
-from core.method import METHODS
+from core.method import METHODS, InputSampler
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +232,10 @@ class StepTagged(Dataset):
 class Collate:
     """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
 
-    The inputs are drawn for the global batch and process `rank` keeps its share, cut along
-    each input's batch dimension (the sampler's `batch_dims`, default 0), or cut by the sampler's
-    own `process_share(batch_size, step, rank, world)` where it has one."""
+    The inputs are drawn for the global batch and process `rank` keeps its share: the sampler's
+    `process_share` (core/method.py InputSampler: cut along its `batch_dims`, or its own cut)."""
 
-    def __init__(self, sampler: Callable[[int, int], dict] | None, ranks: Ranks = Ranks()) -> None:
+    def __init__(self, sampler: InputSampler | None, ranks: Ranks = Ranks()) -> None:
         self.sampler, self.ranks = sampler, ranks
 
     def __call__(self, samples) -> dict:
@@ -248,14 +247,7 @@ class Collate:
         }
         if self.sampler is not None:
             rank, world = self.ranks.rank, self.ranks.world
-            if hasattr(self.sampler, "process_share"):  # it cuts its own share (I-JEPA truncates per process)
-                inputs = self.sampler.process_share(len(samples) * world, step, rank, world)
-            else:
-                inputs = self.sampler(len(samples) * world, step)
-                if world > 1:
-                    dims = getattr(self.sampler, "batch_dims", {})
-                    inputs = {k: v.chunk(world, dims.get(k, 0))[rank] for k, v in inputs.items()}
-            batch.update(inputs)
+            batch.update(self.sampler.process_share(len(samples) * world, step, rank, world))
         return batch
 
 
