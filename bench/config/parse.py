@@ -16,6 +16,7 @@ import yaml
 from bench.config.schema import RunConfig
 from bench.config.yamlio import describe, parse_yaml
 from bench.errors import BenchError
+from core.method import METHODS
 
 
 def _type_name(tp: Any) -> str:
@@ -153,3 +154,13 @@ def check_key(key: str, cls: type = RunConfig) -> None:
             raise BenchError(f"unknown key '{seen}{part}'; valid keys: {', '.join(f.name for f in fields(node))}")
         node = hints[part]
         seen += part + "."
+
+
+def config_data(data: dict | None = None, overrides: list[str] | None = None) -> dict:
+    """The nested mapping a RunConfig is built from: the method's optimizer recipe (its MethodSpec's)
+    under `optim`, then `data` (dotted or nested keys), then the dotted `overrides` on top."""
+    merged = merge(nest(data or {}), parse_overrides(overrides or []))
+    method = merged.get("method", RunConfig.method)
+    # not a string, or unknown: from_dict or validate says so
+    recipe = METHODS.get(method).recipe if isinstance(method, str) and method in METHODS else {}
+    return merge({"optim": json.loads(json.dumps(recipe))}, merged)  # the method's recipe, under the user's keys

@@ -6,11 +6,10 @@ starts `optim` from MAE's settings, and the YAML file or an override still wins 
 of more than MAX_STEPS steps is refused; the dataset is scanned once per dataset per process.
 """
 
-import json
 import math
 from pathlib import Path
 
-from bench.config.parse import from_dict, merge, nest, parse_overrides
+from bench.config.parse import config_data, from_dict
 from bench.config.ranges import MAX_DEVICE_HOURS, MAX_FLOPS, MAX_STEPS, check_ranges, run_ranges
 from bench.config.schema import (
     BUDGET_KINDS,
@@ -93,9 +92,5 @@ def check_eval(ev: EvalConfig) -> None:
 
 
 def build_config(data: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
-    merged = merge(nest(data or {}), parse_overrides(overrides or []))
-    method = merged.get("method", RunConfig.method)
-    # not a string, or unknown: from_dict or validate says so
-    recipe = METHODS.get(method).recipe if isinstance(method, str) and method in METHODS else {}
-    merged = merge({"optim": json.loads(json.dumps(recipe))}, merged)  # the method's recipe, under the user's keys
-    return validate(from_dict(RunConfig, merged))
+    """A checked RunConfig from YAML `data` and dotted `overrides` (bench/config/parse.py `config_data`)."""
+    return validate(from_dict(RunConfig, config_data(data, overrides)))
