@@ -93,7 +93,7 @@ class Method(nn.Module, ABC):
     evaluated on the frozen features of one of its encoders.
 
     - `forward(batch) -> {"loss": tensor, **parts}`: batch holds "images" (B, C, H, W), "labels",
-      "step" and the input sampler's inputs; every part is a detached scalar the harness logs.
+      "step" and the input sampler's inputs; the parts beside "loss" are detached scalars.
     - `input_sampler()`: the `InputSampler` of its per-batch inputs, or None.
     - `after_step(clock)`: after every optimizer step (the EMA update); returns the momentum, or None.
     - `encoders()`: {"student": ..., "teacher": ...} (the teacher is the EMA copy, where it has one);
@@ -148,7 +148,9 @@ class MethodSpec:
     - `section`: the section's dataclass; `default_section` makes its default (None: `section()`).
     - `ranges`: the range of every number in the section, by dotted key within it ("mask.min_keep").
     - `recipe`: optimizer settings (keys of bench/config/schema.py's OptimConfig) that replace the
-      defaults when the method is selected; a YAML file or an override still wins over them.
+      defaults when the method is selected; a YAML file or an override still wins over them. One
+      learning-rate rule for every method: the paper's rates per 256 images (paper lr x 256 / paper
+      batch), scaled to the run's global batch; warm-ups as fractions of the paper's run.
     - `paper_run`: the run the recipe was tuned for (the clock's `paper_updates`).
     - `augmentation`: its training augmentation, from its section.
     - `cls_token`: whether its encoder has a [cls] token.

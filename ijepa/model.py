@@ -3,7 +3,8 @@
 The context encoder sees the patches of the context block; the EMA target encoder sees
 the whole image, its output is layer-normed (no affine) and gathered at each target
 block; the predictor maps context tokens plus one mask token per target patch to the
-target representations; the loss is smooth-L1 (official code) or L2 (paper text).
+target representations; the loss is smooth-L1 (official code) or L2 (paper text). The method
+registers itself at the end of this module (core/method.py `MethodSpec`).
 """
 
 import torch

@@ -1,8 +1,9 @@
 """The checks of a run's config that span fields or need the registries (methods, backbones) and the
 dataset, and `build_config`: YAML data and dotted overrides → a checked RunConfig.
 
-Each method brings its optimizer recipe (core/method.py `MethodSpec.recipe`): selecting `method: mae`
-starts `optim` from MAE's settings, and the YAML file or an override still wins over them. A budget
+Each method brings its optimizer recipe (core/method.py `MethodSpec.recipe`, merged in by
+bench/config/parse.py `config_data`): selecting `method: mae` starts `optim` from MAE's settings, and
+the YAML file or an override still wins over them. A budget
 of more than MAX_STEPS steps is refused; the dataset is scanned once per dataset per process.
 """
 
