@@ -54,7 +54,7 @@ def test_dotted_and_nested_keys_mix():
         ({"log_every": 0}, "log_every must be >= 1"),
         ({"eval": {"knn_k": []}}, "eval.knn_k must list"),
         ({"eval": {"temperature": 0}}, "eval.temperature must be > 0"),
-        # every number in its range (RANGES), one line naming the key and the range
+        # every number in its range (bench/config/ranges.py run_ranges), one line naming the key and the range
         ({"optim": {"lr": -1e-3}}, "optim.lr must be > 0, got -0.001"),
         ({"optim": {"final_lr": -1}}, "optim.final_lr must be >= 0"),
         ({"optim": {"weight_decay": -0.1}}, "optim.weight_decay must be >= 0"),
