@@ -1,9 +1,8 @@
-"""The baselines' configurations and optimizer recipes (shared/reference/baselines.md).
+"""The baselines' config sections (shared/reference/baselines.md): `mae`, `data2vec`, `data2vec_v1`.
 
-Defaults are the papers' ViT-B recipes; sweeps scale the decoders down for small
-backbones. `RECIPES` holds each method's own optimizer settings: they replace the
-engine's defaults (I-JEPA's) when `method` selects the baseline, and a sweep or an
-override still wins over them.
+Defaults are the papers' ViT-B recipes; sweeps scale the decoders down for small backbones.
+Each method's optimizer recipe, paper run and ranges are in its registration (baselines/mae.py,
+baselines/data2vec.py).
 """
 
 from dataclasses import dataclass
@@ -67,61 +66,3 @@ class Data2VecV1Config:
     hflip: bool = True
     interpolation: str = "bicubic"
     color_jitter: float = 0.4  # ColorJitter(0.4, 0.4, 0.4): brightness, contrast, saturation (3-channel data)
-
-
-# Optimizer settings per method (keys of bench.config.schema.OptimConfig). One learning-rate rule for every
-# method: each paper's rates are converted to rates per 256 images (paper lr x 256 / paper batch) and
-# scaled linearly to the run's global batch (`lr_batch: 256`), as MAE's recipe states it. Warm-ups are
-# fractions of the run: the paper's warm-up over the paper's run length (PAPER_RUNS).
-RECIPES: dict[str, dict] = {
-    "ijepa": {},  # bench.config.schema.OptimConfig's defaults: 1e-3 (2e-4 -> 1e-3 -> 1e-6) at batch 2048, per 256
-    "mae": {
-        "lr": 1.5e-4,  # per 256 images (the paper's rule: lr = 1.5e-4 x batch / 256)
-        "start_lr": 0.0,
-        "final_lr": 0.0,
-        "warmup": 40 / 800,
-        "weight_decay": 0.05,
-        "final_weight_decay": 0.05,
-        "betas": (0.9, 0.95),
-    },
-    "data2vec": {
-        "lr": 1e-3,  # fairseq's ViT-B: 1e-3 at batch 256 (16 GPUs x 16 images)
-        "start_lr": 0.0,
-        "final_lr": 0.0,
-        "warmup": 50_040 / 375_300,  # fairseq's warmup_updates over max_update
-        "weight_decay": 0.05,
-        "final_weight_decay": 0.05,
-        "betas": (0.9, 0.95),
-        "clip_grad": 4.0,
-    },
-    "data2vec_v1": {
-        "lr": 2e-3 * 256 / 2048,  # 2e-3 at batch 2048
-        "start_lr": 0.0,
-        "final_lr": 1e-5 * 256 / 2048,  # BEiT's min_lr, same scaling
-        "warmup": 10 / 800,
-        "weight_decay": 0.05,
-        "final_weight_decay": 0.05,
-        "clip_grad": 3.0,
-    },
-}
-
-
-@dataclass(frozen=True)
-class PaperRun:
-    """The run a method's recipe was tuned for: its length in optimizer updates and global batch.
-    `recipe: budget` keeps every step-defined hyper-parameter's ratio to this length; `recipe: paper`
-    keeps its absolute value (shared/reference/*.md, and the sources named here)."""
-
-    updates: int
-    batch: int
-    source: str
-
-
-PAPER_RUNS: dict[str, PaperRun] = {
-    "ijepa": PaperRun(
-        187_500, 2048, "ViT-H/14 in1k_vith14_ep300.yaml: 300 epochs x 625 updates (1,281,167 images // 2048)"
-    ),
-    "mae": PaperRun(249_600, 4096, "ViT-L: 800 epochs x 312 updates (1,281,167 images // 4096, drop_last)"),
-    "data2vec": PaperRun(375_300, 256, "ViT-B fairseq base_images_only_task.yaml: max_update 375,300"),
-    "data2vec_v1": PaperRun(500_000, 2048, "ViT-B (BEiT code): 800 epochs x 625 updates (batch 2048)"),
-}

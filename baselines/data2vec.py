@@ -26,8 +26,10 @@ from torch import nn
 
 from baselines.config import Data2VecConfig, Data2VecV1Config
 from baselines.masking import BlockMask, InverseBlockKeep
-from bench.train.schedules import Clock
+from core.clock import Clock
 from core.ema import EMATeacher, contextual_targets
+from core.method import Augmentation, InputSampler, Method, MethodSpec, PaperRun, register_method
+from core.ranges import COUNT, DEPTH, FRACTION, MOMENTUM, NON_NEGATIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, gather_tokens, init_weights
 
 
@@ -97,7 +99,7 @@ def bert_init(encoder: VisionTransformer) -> None:
     nn.init.normal_(encoder.cls_token, std=1.0)
 
 
-class TeacherStudent(nn.Module):
+class TeacherStudent(Method):
     """What both data2vecs share: a student encoder with [cls], its EMA teacher (the whole encoder,
     patch embedding included) whose top-K layers are the targets, the EMA step, and the student
     as the evaluated encoder (as both official codebases do). `key` names the config section in error messages."""
@@ -114,7 +116,9 @@ class TeacherStudent(nn.Module):
         self.encoder = encoder
         self.teacher = EMATeacher(encoder)
 
-    def input_sampler(self):
+    masks: InputSampler
+
+    def input_sampler(self) -> InputSampler:
         return self.masks
 
     def ema_horizon(self, clock: Clock) -> float | None:
@@ -190,3 +194,85 @@ class Data2VecV1(TeacherStudent):
         # not, so the FLOP count (once per shape) misses the head's share of that variation: < 0.1 %.
         pred = self.head(z[masked])
         return {"loss": F.smooth_l1_loss(pred.float(), y[masked], beta=self.cfg.loss_beta)}
+
+
+def build_data2vec(encoder: VisionTransformer, cfg: Data2VecConfig, in_chans: int, seed: int) -> Data2Vec:
+    return Data2Vec(encoder, cfg, seed=seed)
+
+
+def build_data2vec_v1(encoder: VisionTransformer, cfg: Data2VecV1Config, in_chans: int, seed: int) -> Data2VecV1:
+    return Data2VecV1(encoder, cfg, seed=seed)
+
+
+def data2vec_augmentation(cfg: Data2VecConfig) -> Augmentation:
+    return Augmentation(crop_scale=tuple(cfg.crop_scale), hflip=cfg.hflip, interpolation=cfg.interpolation)
+
+
+def data2vec_v1_augmentation(cfg: Data2VecV1Config) -> Augmentation:
+    return Augmentation(tuple(cfg.crop_scale), cfg.hflip, cfg.interpolation, float(cfg.color_jitter))
+
+
+register_method(
+    MethodSpec(
+        name="data2vec",
+        build=build_data2vec,
+        section=Data2VecConfig,
+        augmentation=data2vec_augmentation,
+        cls_token=True,
+        recipe={
+            "lr": 1e-3,  # fairseq's ViT-B: 1e-3 at batch 256 (16 GPUs x 16 images)
+            "start_lr": 0.0,
+            "final_lr": 0.0,
+            "warmup": 50_040 / 375_300,  # fairseq's warmup_updates over max_update
+            "weight_decay": 0.05,
+            "final_weight_decay": 0.05,
+            "betas": (0.9, 0.95),
+            "clip_grad": 4.0,
+        },
+        paper_run=PaperRun(375_300, 256, "ViT-B fairseq base_images_only_task.yaml: max_update 375,300"),
+        ranges={
+            "num_clones": Range(1, 64),
+            "mask_ratio": FRACTION,
+            "block_size": Range(1, 64),
+            "top_k": Range(1, why="(or null: fairseq's for the depth)"),
+            "decoder_dim": WIDTH,
+            "decoder_layers": DEPTH,
+            "decoder_kernel": Range(1, 63),
+            "decoder_groups": Range(1, 8192),
+            "mask_noise_std": NON_NEGATIVE,
+            "cls_loss": NON_NEGATIVE,
+            "ema": MOMENTUM,
+            "ema_steps": Range(1, why="(or null: over the whole run)"),
+            "crop_scale": SHARE,
+        },
+    )
+)
+
+register_method(
+    MethodSpec(
+        name="data2vec_v1",
+        build=build_data2vec_v1,
+        section=Data2VecV1Config,
+        augmentation=data2vec_v1_augmentation,
+        cls_token=True,
+        recipe={
+            "lr": 2e-3 * 256 / 2048,  # 2e-3 at batch 2048
+            "start_lr": 0.0,
+            "final_lr": 1e-5 * 256 / 2048,  # BEiT's min_lr, same scaling
+            "warmup": 10 / 800,
+            "weight_decay": 0.05,
+            "final_weight_decay": 0.05,
+            "clip_grad": 3.0,
+        },
+        paper_run=PaperRun(500_000, 2048, "ViT-B (BEiT code): 800 epochs x 625 updates (batch 2048)"),
+        ranges={
+            "mask_ratio": FRACTION,
+            "min_block": COUNT,
+            "top_k": COUNT,
+            "loss_beta": NON_NEGATIVE,  # 0: plain L1
+            "ema": MOMENTUM,
+            "crop_scale": SHARE,
+            "color_jitter": NON_NEGATIVE,
+        },
+    )
+)

@@ -11,6 +11,8 @@ from torch import nn
 
 from baselines.config import MAEConfig
 from baselines.masking import RandomKeep
+from core.method import Augmentation, Method, MethodSpec, PaperRun, register_method
+from core.ranges import FRACTION, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, make_blocks, sincos_pos_embed
 
 
@@ -32,7 +34,7 @@ def mae_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class MAE(nn.Module):
+class MAE(Method):
     def __init__(self, encoder: VisionTransformer, cfg: MAEConfig, in_chans: int, seed: int = 0) -> None:
         super().__init__()
         if encoder.cls_token is None:
@@ -83,10 +85,43 @@ class MAE(nn.Module):
         removed = torch.ones_like(per_patch).scatter(1, keep, 0.0)
         return {"loss": (per_patch * removed).sum() / removed.sum()}
 
-    def after_step(self, clock) -> None:
-        return None
-
     evaluated = "student"  # MAE has one encoder, the one its paper evaluates
 
     def encoders(self) -> dict[str, VisionTransformer]:
         return {"student": self.encoder}
+
+
+def build(encoder: VisionTransformer, cfg: MAEConfig, in_chans: int, seed: int) -> MAE:
+    return MAE(encoder, cfg, in_chans, seed=seed)
+
+
+def augmentation(cfg: MAEConfig) -> Augmentation:
+    return Augmentation(crop_scale=tuple(cfg.crop_scale), hflip=cfg.hflip, interpolation=cfg.interpolation)
+
+
+register_method(
+    MethodSpec(
+        name="mae",
+        build=build,
+        section=MAEConfig,
+        augmentation=augmentation,
+        cls_token=True,
+        recipe={
+            "lr": 1.5e-4,  # per 256 images (the paper's rule: lr = 1.5e-4 x batch / 256)
+            "start_lr": 0.0,
+            "final_lr": 0.0,
+            "warmup": 40 / 800,
+            "weight_decay": 0.05,
+            "final_weight_decay": 0.05,
+            "betas": (0.9, 0.95),
+        },
+        paper_run=PaperRun(249_600, 4096, "ViT-L: 800 epochs x 312 updates (1,281,167 images // 4096, drop_last)"),
+        ranges={
+            "mask_ratio": FRACTION,
+            "decoder_depth": Range(0, 64),  # 0: a linear decoder
+            "decoder_width": WIDTH,
+            "decoder_heads": Range(1, 1024),
+            "crop_scale": SHARE,
+        },
+    )
+)

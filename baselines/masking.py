@@ -1,6 +1,7 @@
 """The baselines' masks (shared/reference/baselines.md), drawn per batch from (seed, step) so a
-resumed run replays them exactly, like I-JEPA's collator. Each sampler is a picklable
-`(batch_size, step) -> dict` run by the data loader's collate.
+resumed run replays them exactly, like I-JEPA's collator. Each is an `InputSampler`
+(core/method.py): a picklable `(batch_size, step) -> dict` run by the data loader's collate, whose
+masks split over the processes along dimension 0.
 
 - ``RandomKeep`` — MAE: per sample, keep int(N(1 - ratio)) patches chosen uniformly at
   random (noise → argsort → the first ones), returned sorted: (B, K).
@@ -15,6 +16,8 @@ import math
 
 import torch
 
+from core.method import InputSampler
+
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -25,7 +28,9 @@ def check_ratio(name: str, ratio: float) -> None:
         raise ValueError(f"{name} must be in (0, 1), got {ratio}")
 
 
-class RandomKeep:
+class RandomKeep(InputSampler):
+    batch_dims = {"keep": 0}  # (B, K)
+
     def __init__(self, grid: tuple[int, int], ratio: float, seed: int = 0) -> None:
         check_ratio("mae.mask_ratio", ratio)
         self.n = grid[0] * grid[1]
@@ -40,7 +45,9 @@ class RandomKeep:
         return {"keep": keep.sort(dim=1).values}  # (B, K)
 
 
-class InverseBlockKeep:
+class InverseBlockKeep(InputSampler):
+    batch_dims = {"keep": 0}  # (B*R, K): an image's R clones are adjacent rows
+
     def __init__(self, grid: tuple[int, int], ratio: float, block: int, clones: int, seed: int = 0) -> None:
         check_ratio("data2vec.mask_ratio", ratio)
         if block < 1:
@@ -79,7 +86,8 @@ class InverseBlockKeep:
         return {"keep": keep}  # (B*R, K): rows i*R .. i*R+R-1 are the clones of image i
 
 
-class BlockMask:
+class BlockMask(InputSampler):
+    batch_dims = {"masked": 0}  # (B, N)
     ASPECT = (0.3, 1 / 0.3)
     ATTEMPTS = 10
 

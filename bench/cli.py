@@ -540,7 +540,8 @@ def train(
     ] = True,
 ) -> None:
     """Train one run in this process, under its budget, then evaluate it."""
-    from bench.config.schema import build_config, load_yaml
+    from bench.config.validate import build_config
+    from bench.config.yamlio import load_yaml
     from bench.launch.jobs import Job, Queue, Task, run_state
     from bench.rundir import SUBMISSION, read_json
 
@@ -587,7 +588,7 @@ def list_registries() -> None:
     """List the registered methods, backbones, datasets and executors."""
     from bench.data.datasets import DATASETS
     from bench.launch.jobs import EXECUTORS
-    from bench.train.methods import METHODS
+    from core.method import METHODS
     from core.vit import BACKBONES
 
     for registry in (METHODS, BACKBONES, DATASETS, EXECUTORS):

@@ -23,7 +23,8 @@ import os
 import re
 from pathlib import Path
 
-from bench.config.schema import RunConfig, check_version, config_hash, read_config, training_hash, write_config
+from bench.config.runfile import config_hash, read_config, training_hash, write_config
+from bench.config.schema import RunConfig, check_version
 from bench.errors import BenchError, DamagedFile
 from bench.files import write_text
 

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.config.schema import RunConfig, to_dict
+from bench.config.runfile import to_dict
+from bench.config.schema import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ each normalised, averaged, layer-normed; Baevski et al. 2022, shared/reference/b
 
     teacher = EMATeacher(student)
     y = contextual_targets(teacher.layer_outputs(images, at="block"), top_k=6, layer_norm="layer")
-    teacher.update(student, momentum=clock.ema(0.996, 1.0))  # after every optimizer step (bench/train/schedules.py)
+    teacher.update(student, momentum=clock.ema(0.996, 1.0))  # after every optimizer step (core/clock.py)
 """
 
 import copy

@@ -1,14 +1,18 @@
-"""Name → object registries for methods, backbones and datasets (timm's `register_model` idea).
+"""Name → object registries for methods, backbones, datasets and executors (timm's `register_model` idea).
 
     BACKBONES = Registry("backbone")
 
     @BACKBONES.register("vit_tiny_patch16")
     def vit_tiny_patch16(**kw): ...
 
-A duplicate name raises at registration; an unknown name raises with the list of valid ones.
+    METHODS.add("ijepa", spec)  # an object rather than a decorated function
+
+A duplicate name raises at registration; an unknown name raises with the list of valid ones. Tests
+add a throwaway entry for the length of a `with registry.registered(name, obj):` block.
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from core.errors import BenchError
@@ -21,14 +25,34 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
 
+    def add(self, name: str, obj: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = obj
+        return obj
+
     def register(self, name: str) -> Callable[[T], T]:
+        """A decorator that adds what it decorates under `name`."""
+
         def add(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._items[name] = obj
-            return obj
+            return self.add(name, obj)
 
         return add
+
+    def unregister(self, name: str) -> T:
+        """Remove `name` (tests that registered a throwaway entry); unknown names raise as `get` does."""
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
+    @contextmanager
+    def registered(self, name: str, obj: T) -> Iterator[T]:
+        """`obj` registered under `name` inside the block, removed after it whatever happens."""
+        self.add(name, obj)
+        try:
+            yield obj
+        finally:
+            self._items.pop(name, None)
 
     def get(self, name: str) -> T:
         if name not in self._items:
@@ -37,6 +61,10 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, object) pairs in the order they were registered."""
+        return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -3,17 +3,20 @@
 The context encoder sees the patches of the context block; the EMA target encoder sees
 the whole image, its output is layer-normed (no affine) and gathered at each target
 block; the predictor maps context tokens plus one mask token per target patch to the
-target representations; the loss is smooth-L1 (official code) or L2 (paper text).
+target representations; the loss is smooth-L1 (official code) or L2 (paper text). The method
+registers itself at the end of this module (core/method.py `MethodSpec`).
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.train.schedules import Clock
+from core.clock import Clock
 from core.ema import EMATeacher
+from core.method import Augmentation, InputSampler, Method, MethodSpec, PaperRun, register_method
+from core.ranges import DEPTH, MOMENTUM, NON_NEGATIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
-from ijepa.config import IJEPAConfig
+from ijepa.config import IJEPAConfig, MaskConfig
 from ijepa.masks import MaskGenerator
 
 LOSSES = ("smooth_l1", "l2")
@@ -58,10 +61,9 @@ def official_init(module: nn.Module) -> None:
             init_weights(m)
 
 
-class MaskInputs:
-    """Picklable (batch_size, step) -> masks, run by the data loader's collate (also in workers).
-    `process_share` gives one process its share of a global batch's masks, truncated within that
-    share as the official per-GPU collator does (ijepa.mask.truncate)."""
+class MaskInputs(InputSampler):
+    """(batch_size, step) -> masks. `process_share` gives one process its share of a global batch's
+    masks, truncated within that share as the official per-GPU collator does (ijepa.mask.truncate)."""
 
     batch_dims = {"masks_ctx": 0, "masks_tgt": 1}  # ctx (B, Nc), tgt (M, B, Nt)
 
@@ -76,9 +78,8 @@ class MaskInputs:
         return {"masks_ctx": ctx, "masks_tgt": tgt}
 
 
-class IJEPA(nn.Module):
-    """The method contract: `forward(batch) -> {"loss", ...}`, `after_step(clock)`,
-    `encoders()` with `evaluated`, and `input_sampler()` that draws each batch's masks from its step."""
+class IJEPA(Method):
+    """The method (core/method.py's contract); `input_sampler()` draws each batch's masks from its step."""
 
     def __init__(self, encoder: VisionTransformer, cfg: IJEPAConfig, seed: int = 0) -> None:
         super().__init__()
@@ -99,7 +100,7 @@ class IJEPA(nn.Module):
         self.target = EMATeacher(encoder)
         self.masks = MaskGenerator(encoder.grid, cfg.mask, seed)
 
-    def input_sampler(self) -> "MaskInputs":
+    def input_sampler(self) -> MaskInputs:
         return MaskInputs(self.masks)
 
     @torch.no_grad()
@@ -129,3 +130,50 @@ class IJEPA(nn.Module):
 
     def encoders(self) -> dict[str, VisionTransformer]:
         return {"student": self.encoder, "teacher": self.target.net}
+
+
+def build(encoder: VisionTransformer, cfg: IJEPAConfig, in_chans: int, seed: int) -> IJEPA:
+    return IJEPA(encoder, cfg, seed=seed)
+
+
+def default_config() -> IJEPAConfig:
+    """The bench's default section. The embedded default is Fashion-MNIST at 32 px, an 8x8 grid with
+    patch 4. The official collator never places a block on the grid's last row or column (exclusive
+    bound), so there its context is always the 7x7 block at (0, 0); `unbiased` lets every patch be
+    context or target (scripts/mask_stats.py: context 12.2 of 64 patches after truncation, 19.1 %).
+    The official min_keep=10 rejects every target block of this grid (9-12 patches); 3 keeps the rest
+    unchanged. For ImageNet set ijepa.mask.mode: official and ijepa.mask.min_keep: 10."""
+    return IJEPAConfig(mask=MaskConfig(min_keep=3, mode="unbiased"))
+
+
+def augmentation(cfg: IJEPAConfig) -> Augmentation:
+    """A random resized crop only (src/transforms.py)."""
+    return Augmentation(crop_scale=tuple(cfg.crop_scale), interpolation=cfg.interpolation)
+
+
+register_method(
+    MethodSpec(
+        name="ijepa",
+        build=build,
+        section=IJEPAConfig,
+        default_section=default_config,
+        augmentation=augmentation,
+        # OptimConfig's defaults are I-JEPA's: 1e-3 (2e-4 -> 1e-3 -> 1e-6) at batch 2048, per 256 images
+        recipe={},
+        paper_run=PaperRun(
+            187_500, 2048, "ViT-H/14 in1k_vith14_ep300.yaml: 300 epochs x 625 updates (1,281,167 images // 2048)"
+        ),
+        ranges={
+            "predictor_depth": DEPTH,
+            "predictor_width": WIDTH,
+            "ema": MOMENTUM,
+            "crop_scale": SHARE,
+            "mask.num_targets": Range(1, 64),
+            "mask.target_scale": SHARE,
+            "mask.target_aspect": Range(0, 100, low_open=True),
+            "mask.context_scale": SHARE,
+            "mask.context_aspect": Range(0, 100, low_open=True),
+            "mask.min_keep": NON_NEGATIVE,
+        },
+    )
+)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from bench.config.schema import read_config
+from bench.config.runfile import read_config
 from bench.data.datasets import load_split
 from bench.evals import features
 from bench.evals.knn import knn_top1, normalize

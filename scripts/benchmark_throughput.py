@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.config.schema import build_config
+from bench.config.validate import build_config
 from bench.rundir import METRICS
 from bench.train.engine import device_name, select_device, train
 

@@ -13,10 +13,11 @@ from baselines.config import Data2VecConfig, Data2VecV1Config, MAEConfig
 from baselines.data2vec import Data2Vec, Data2VecV1
 from baselines.mae import MAE, patchify
 from baselines.masking import BlockMask, InverseBlockKeep, RandomKeep
-from bench.config.schema import build_config, to_dict
+from bench.config.runfile import to_dict
+from bench.config.validate import build_config
 from bench.train import schedules
 from bench.train.engine import train
-from bench.train.schedules import Clock
+from core.clock import Clock
 from core.ema import EMATeacher, contextual_targets
 from core.vit import BACKBONES
 
@@ -384,7 +385,8 @@ def test_each_method_augments_as_its_official_code(method, crop, interpolation, 
 def test_colour_jitter_applies_to_colour_images_only():
     from torchvision.transforms import v2
 
-    from bench.data.datasets import Augmentation, Split, train_transform
+    from bench.data.datasets import Split, train_transform
+    from core.method import Augmentation
 
     aug = Augmentation((0.08, 1.0), True, "bicubic", 0.4)
     grey = Split(None, 10, 1, (0.5,), (0.25,), True)

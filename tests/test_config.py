@@ -8,20 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.config.schema import (
-    MAX_STEPS,
-    RANGES,
-    SEED_MAX,
-    RunConfig,
-    build_config,
-    check_key,
-    config_hash,
-    load_yaml,
-    parse_overrides,
-    read_config,
-    write_config,
-)
-from bench.config.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, parse_yaml, read_yaml
+from bench.config.parse import check_key, parse_overrides
+from bench.config.ranges import MAX_STEPS, SEED_MAX, run_ranges
+from bench.config.runfile import config_hash, read_config, write_config
+from bench.config.schema import RunConfig
+from bench.config.validate import build_config
+from bench.config.yamlio import MAX_BYTES, MAX_DEPTH, Loader, PureLoader, describe, load_yaml, parse_yaml, read_yaml
 from bench.errors import BenchError
 from bench.launch.slurm import SLURM_RANGES, SlurmConfig
 from bench.launch.sweep import load_sweep
@@ -62,7 +54,7 @@ def test_dotted_and_nested_keys_mix():
         ({"log_every": 0}, "log_every must be >= 1"),
         ({"eval": {"knn_k": []}}, "eval.knn_k must list"),
         ({"eval": {"temperature": 0}}, "eval.temperature must be > 0"),
-        # every number in its range (RANGES), one line naming the key and the range
+        # every number in its range (bench/config/ranges.py run_ranges), one line naming the key and the range
         ({"optim": {"lr": -1e-3}}, "optim.lr must be > 0, got -0.001"),
         ({"optim": {"final_lr": -1}}, "optim.final_lr must be >= 0"),
         ({"optim": {"weight_decay": -0.1}}, "optim.weight_decay must be >= 0"),
@@ -156,7 +148,7 @@ def numeric_keys(cls: type, prefix: str = "") -> list[str]:
 
 def test_every_number_of_the_config_has_a_range():
     """A numeric field added without a range would take any value, NaN-free but negative or absurd."""
-    assert sorted(set(numeric_keys(RunConfig)) - {"version"}) == sorted(RANGES)
+    assert sorted(set(numeric_keys(RunConfig)) - {"version"}) == sorted(run_ranges())
     assert sorted(numeric_keys(SlurmConfig, "slurm.")) == sorted(SLURM_RANGES)
 
 

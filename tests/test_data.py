@@ -12,7 +12,6 @@ from bench.config.schema import DataConfig
 from bench.data.datasets import (
     DATASETS,
     SCANS,
-    Augmentation,
     Transformed,
     UnreadableImage,
     check_dataset,
@@ -23,6 +22,7 @@ from bench.data.datasets import (
     train_transform,
 )
 from bench.errors import BenchError
+from core.method import Augmentation
 
 from .conftest import needs_fashion_mnist
 

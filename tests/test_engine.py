@@ -11,6 +11,7 @@ from bench.config.schema import OptimConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.train import engine, schedules
 from bench.train.engine import param_groups, train
+from core.clock import Clock, scale_momentum
 from ijepa.model import IJEPA
 
 from .badinputs import Bad
@@ -41,17 +42,17 @@ def test_recipes_keep_the_papers_ratios_to_their_run_length():
     cfg = OptimConfig()  # I-JEPA: 40 of 300 warm-up epochs, 2e-4 -> 1e-3 at batch 2048, per 256 images
     assert cfg.warmup == pytest.approx(40 / 300)
     assert (cfg.start_lr, cfg.lr) == pytest.approx((2.5e-5, 1.25e-4))
-    budget = schedules.Clock(progress=20 / 300, step=50, recipe="budget", paper_updates=187_500)
+    budget = Clock(progress=20 / 300, step=50, recipe="budget", paper_updates=187_500)
     assert schedules.learning_rate(budget.position(), cfg) == pytest.approx((2.5e-5 + 1.25e-4) / 2)  # half-way
-    paper = schedules.Clock(progress=0.9, step=12_500, recipe="paper", paper_updates=187_500)  # 20 epochs of 625
+    paper = Clock(progress=0.9, step=12_500, recipe="paper", paper_updates=187_500)  # 20 epochs of 625
     assert paper.position() == pytest.approx(20 / 300)
     assert schedules.learning_rate(paper.position(), cfg) == pytest.approx((2.5e-5 + 1.25e-4) / 2)
     # 0.9998 is 5,000 updates: at a hundredth of the run length, 50 updates -> 0.98; shorter than one
     # update, the teacher is the student (0)
-    assert schedules.scale_momentum(0.9998, 0.01) == pytest.approx(0.98)
-    assert schedules.scale_momentum(0.9998, 1e-4) == 0.0
-    assert schedules.scale_momentum(1.0, 1e-4) == 1.0
-    assert schedules.scale_momentum(0.996, 1.0) == pytest.approx(0.996)  # the paper's own length: unchanged
+    assert scale_momentum(0.9998, 0.01) == pytest.approx(0.98)
+    assert scale_momentum(0.9998, 1e-4) == 0.0
+    assert scale_momentum(1.0, 1e-4) == 1.0
+    assert scale_momentum(0.996, 1.0) == pytest.approx(0.996)  # the paper's own length: unchanged
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_recipes_keep_the_papers_ratios_to_their_run_length():
 )
 def test_one_learning_rate_rule_for_every_method(method, per_256):
     """Every paper's rate per 256 images, scaled linearly to the run's batch, times the tuned lr_factor."""
-    from bench.config.schema import build_config
+    from bench.config.validate import build_config
 
     cfg = build_config({"method": method, "optim": {"batch_size": 128}})
     assert cfg.optim.lr == pytest.approx(per_256) and cfg.optim.lr_batch == 256
@@ -323,7 +324,7 @@ def fresh(cfg):
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_checkpoint_is_set_aside_and_the_previous_one_resumed(damage, stopped, tmp_path, caplog):
-    from bench.config.schema import training_hash
+    from bench.config.runfile import training_hash
 
     run = copy_run(stopped, tmp_path)
     spoil, words = DAMAGES[damage]
@@ -358,7 +359,7 @@ def test_training_resumed_from_the_previous_checkpoint_equals_an_uninterrupted_r
 
 
 def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path):
-    from bench.config.schema import training_hash
+    from bench.config.runfile import training_hash
 
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt.damaged").write_text("an earlier one")
@@ -370,7 +371,7 @@ def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path)
 
 
 def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_previous_one(stopped, tmp_path, caplog):
-    from bench.config.schema import training_hash
+    from bench.config.runfile import training_hash
 
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt").unlink()

@@ -229,7 +229,7 @@ def test_eval_json_names_the_encoder_it_scored(tmp_path, tiny, monkeypatch, meth
 def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny):
     """Issue 11 changed what a config means: a run folder written before config versions (no
     `version` in config.yaml) or whose config.yaml was edited after training is never evaluated."""
-    from bench.config.schema import write_config
+    from bench.config.runfile import write_config
 
     cfg = tiny()
     train(cfg, tmp_path)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.train.schedules import Clock
+from core.clock import Clock
 from core.ema import EMATeacher
 from core.vit import BACKBONES
 from ijepa.config import IJEPAConfig, MaskConfig
@@ -108,7 +108,7 @@ def test_ema_update_and_ramp():
 @pytest.mark.slow
 @needs_fashion_mnist
 def test_loss_falls_on_fashion_mnist(tmp_path):
-    from bench.config.schema import build_config
+    from bench.config.validate import build_config
     from bench.train.engine import train
 
     cfg = build_config(

@@ -16,7 +16,6 @@ import pytest
 import submitit
 import torch
 
-from bench.data.datasets import Augmentation
 from bench.errors import BenchError
 from bench.launch import jobs as launch
 from bench.launch.jobs import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
@@ -35,6 +34,7 @@ from bench.rundir import (
 )
 from bench.train import engine
 from bench.train.methods import build_method
+from core.method import Augmentation
 
 from . import badinputs
 from .badinputs import Bad
@@ -265,8 +265,7 @@ def test_two_launches_at_once_submit_each_run_once(tmp_path):
         time.sleep(0.5)  # long enough for the other launch to read the states in between, without the lock
         return [{"job_id": f"{len(calls)}_{i}"} for i in range(len(tasks))]
 
-    EXECUTORS._items["slow-test"] = slow
-    try:
+    with EXECUTORS.registered("slow-test", slow):
         spec = load_sweep(write_sweep(tmp_path / "s.yaml", seeds=[0, 1, 2]))
         results = []
         threads = [
@@ -277,8 +276,6 @@ def test_two_launches_at_once_submit_each_run_once(tmp_path):
             t.start()
         for t in threads:
             t.join()
-    finally:
-        del EXECUTORS._items["slow-test"]
     assert sorted(len(r) for r in results) == [0, 3]
     assert len(calls) == 1 and len(calls[0]) == 3
 
@@ -463,12 +460,9 @@ def test_a_bug_in_submission_is_a_traceback_and_rolls_back(tmp_path):
     def broken(tasks, folder, options, token):
         return 1 / 0
 
-    EXECUTORS._items["broken-test"] = broken
-    try:
+    with EXECUTORS.registered("broken-test", broken):
         path = write_sweep(tmp_path / "s.yaml")
         result = invoke("sweep", path, "--root", tmp_path / "runs", "--executor", "broken-test")
-    finally:
-        del EXECUTORS._items["broken-test"]
     assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
     assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
 

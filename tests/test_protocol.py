@@ -9,7 +9,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from bench.config.schema import config_hash, write_config
+from bench.config.runfile import config_hash, write_config
 from bench.evals import run as evals_run
 from bench.launch.sweep import load_sweep
 from bench.results.tables import collate, compute_table, summarize, welch_p

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config.schema import config_hash, write_config
+from bench.config.runfile import config_hash, write_config
 from bench.results.tables import collate, compute_table, labels, leaderboards, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from bench.config.schema import training_hash, write_config
+from bench.config.runfile import training_hash, write_config
 from bench.launch.sweep import run_id
 from bench.results.tables import collate, read_runs, status_table
 from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, write_json
@@ -306,7 +306,7 @@ def test_an_edited_config_is_evaluated_neither_by_bench_eval_nor_by_the_job(bad_
     backbone and lr, a summary.json without its training hash) is refused by `bench eval` and by the
     job's evaluation alike, and eval.json is left as it was; a copy under a free name may change its
     eval section and be evaluated (the training hash guards it)."""
-    from bench.config.schema import read_config
+    from bench.config.runfile import read_config
     from bench.errors import BenchError
     from bench.launch.jobs import Job, Task
 

@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from bench.cli import app
-from bench.config.schema import to_dict
+from bench.config.runfile import to_dict
 from bench.launch.jobs import Job, Task
 from bench.rundir import CHECKPOINT, STATE, SUMMARY, read_json
 from bench.tracking import EXIT_INTERRUPTED, Tracker, flatten, run_id

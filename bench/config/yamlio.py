@@ -172,3 +172,14 @@ def read_yaml(path: Path, what: str = "file") -> Any:
         return parse_yaml(text)
     except yaml.YAMLError as e:
         raise BenchError(f"{path}: {describe(e)}") from None
+
+
+def load_yaml(path: str | Path, what: str = "config file") -> dict:
+    """A YAML mapping from a file, read within bench/config/yamlio.py's bounds; {} for an empty file."""
+    path = Path(path)
+    data = read_yaml(path, what)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: expected a mapping at the top level")
+    return data

@@ -28,6 +28,7 @@ from torchvision.transforms import v2
 
 from bench.config.schema import DataConfig
 from bench.errors import BenchError
+from core.method import Augmentation
 from core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -275,27 +276,6 @@ def load_split(cfg: DataConfig, split: str) -> Split:
 
 
 INTERPOLATIONS = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """A method's training augmentation: a random resized crop (I-JEPA's only augmentation), a
-    horizontal flip and colour jitter (brightness, contrast, saturation; 3-channel data only) for
-    the methods whose official code uses them."""
-
-    crop_scale: tuple[float, float] = (0.3, 1.0)
-    hflip: bool = False
-    interpolation: str = "bilinear"
-    color_jitter: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATIONS:
-            raise BenchError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise BenchError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
-        if self.color_jitter < 0:
-            raise BenchError(f"color_jitter must be >= 0, got {self.color_jitter}")
 
 
 def train_transform(data: Split, size: int, aug: Augmentation = Augmentation()) -> v2.Compose:

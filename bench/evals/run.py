@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config.schema import RunConfig, check_version, training_hash
+from bench.config.runfile import training_hash
+from bench.config.schema import RunConfig, check_version
 from bench.data.datasets import Split, TensorImages, load_split
 from bench.errors import BenchError, DamagedFile
 from bench.evals import features

@@ -27,8 +27,11 @@ from pathlib import Path
 
 import submitit
 
-from bench.config.schema import COUNT, NON_NEGATIVE, POSITIVE, check_ranges, from_dict, load_yaml, merge
+from bench.config.parse import from_dict, merge
+from bench.config.ranges import check_ranges
+from bench.config.yamlio import load_yaml
 from bench.errors import BenchError
+from core.ranges import COUNT, NON_NEGATIVE, POSITIVE
 
 log = logging.getLogger(__name__)
 

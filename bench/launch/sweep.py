@@ -41,7 +41,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config.schema import RunConfig, build_config, check_key, config_hash, load_yaml, merge, nest
+from bench.config.parse import check_key, merge, nest
+from bench.config.runfile import config_hash
+from bench.config.schema import RunConfig
+from bench.config.validate import build_config
+from bench.config.yamlio import load_yaml
 from bench.errors import BenchError, DamagedFile
 from bench.launch.slurm import slurm_config
 from bench.rundir import EVAL, REDO, SUMMARY, read_json

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bench.config.schema import CONFIG_VERSION, RunConfig, to_dict
+from bench.config.runfile import to_dict
+from bench.config.schema import CONFIG_VERSION, RunConfig
 from bench.errors import BenchError, DamagedFile
 from bench.rundir import (
     CONFIG,

@@ -39,8 +39,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from baselines.config import PAPER_RUNS
-from bench.config.schema import MAX_STEPS, BudgetConfig, RunConfig, training_hash
+from bench.config.ranges import MAX_STEPS
+from bench.config.runfile import training_hash
+from bench.config.schema import BudgetConfig, RunConfig
 from bench.data.datasets import Transformed, load_split, train_transform
 from bench.errors import BenchError, DamagedFile, TrainingFailed
 from bench.files import first_line, read_torch_file, save_torch, write_text
@@ -58,6 +59,8 @@ from bench.rundir import (
 from bench.train import schedules
 from bench.train.flops import flop_counter_mode
 from bench.train.methods import augmentation, build_method
+from core.clock import Clock
+from core.method import METHODS, InputSampler
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +232,10 @@ class StepTagged(Dataset):
 class Collate:
     """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
 
-    The inputs are drawn for the global batch and process `rank` keeps its share, cut along
-    each input's batch dimension (the sampler's `batch_dims`, default 0), or cut by the sampler's
-    own `process_share(batch_size, step, rank, world)` where it has one."""
+    The inputs are drawn for the global batch and process `rank` keeps its share: the sampler's
+    `process_share` (core/method.py InputSampler: cut along its `batch_dims`, or its own cut)."""
 
-    def __init__(self, sampler: Callable[[int, int], dict] | None, ranks: Ranks = Ranks()) -> None:
+    def __init__(self, sampler: InputSampler | None, ranks: Ranks = Ranks()) -> None:
         self.sampler, self.ranks = sampler, ranks
 
     def __call__(self, samples) -> dict:
@@ -245,14 +247,7 @@ class Collate:
         }
         if self.sampler is not None:
             rank, world = self.ranks.rank, self.ranks.world
-            if hasattr(self.sampler, "process_share"):  # it cuts its own share (I-JEPA truncates per process)
-                inputs = self.sampler.process_share(len(samples) * world, step, rank, world)
-            else:
-                inputs = self.sampler(len(samples) * world, step)
-                if world > 1:
-                    dims = getattr(self.sampler, "batch_dims", {})
-                    inputs = {k: v.chunk(world, dims.get(k, 0))[rank] for k, v in inputs.items()}
-            batch.update(inputs)
+            batch.update(self.sampler.process_share(len(samples) * world, step, rank, world))
         return batch
 
 
@@ -508,10 +503,10 @@ def _loop(cfg, method, optimizer, loader, budget: Budget, window, device, run_di
     flops_per_shape: dict[tuple, float] = {}
     devices = where.world
     lr_scale = schedules.lr_scale(cfg.optim)
-    paper_updates = PAPER_RUNS[cfg.method].updates
+    paper_updates = METHODS.get(cfg.method).paper_run.updates
 
-    def clock() -> schedules.Clock:
-        return schedules.Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
+    def clock() -> Clock:
+        return Clock(budget.progress(), budget.spent.steps, cfg.recipe, paper_updates)
 
     # the loss summed over this process's steps since the last record; resumed from the checkpoint
     loss_sum = torch.tensor(window.loss_sum, device=device)

@@ -1,14 +1,21 @@
-"""Method registry: name → builder(RunConfig, in_chans) returning an nn.Module with the method contract:
+"""The harness's side of the method contract (core/method.py): build a registered method from a run's
+config, pick the encoder an evaluation scores, and read its augmentation.
 
-- ``input_sampler() -> callable(batch_size, step) -> dict | None``: per-batch inputs drawn from the step (masks)
+A method is its own module(s) plus one `register_method(MethodSpec(...))` call there; importing it
+(bench/config/schema.py imports every method module) puts it in `core.method.METHODS`, and with it its
+config section, optimizer recipe, paper run, ranges and augmentation. Its contract, as `Method`:
+
+- ``input_sampler() -> InputSampler | None``: per-batch inputs drawn from the step (masks);
+  ``sampler(batch_size, step) -> dict``, with ``batch_dims`` (each input's batch dimension, along
+  which a multi-process run cuts each process's share) and ``process_share(batch_size, step, rank, world)``
 - ``forward(batch) -> {"loss": tensor, **parts}``
 - ``after_step(clock) -> float | None``: EMA update after each optimizer step; `clock`
-  (bench/train/schedules.py) says where the run stands and gives the momentum of a paper's EMA schedule
+  (core/clock.py) says where the run stands and gives the momentum of a paper's EMA schedule
 - ``encoders() -> {"student": VisionTransformer[, "teacher": ...]}``: its encoders (the teacher is
   the EMA copy, where the method has one), and ``evaluated``: the one its official code evaluates
   (I-JEPA: teacher; MAE, data2vec 2.0 and v1: student). ``eval.encoder`` picks another.
-- its config section's ``crop_scale`` (and ``hflip``, ``interpolation``, ``color_jitter``): the
-  augmentation its official code uses
+- its spec's ``augmentation(section) -> Augmentation``: the crop scale, flip, interpolation and
+  colour jitter its official code uses
 """
 
 import json
@@ -17,50 +24,33 @@ from dataclasses import asdict
 import torch
 
 from bench.config.schema import EVAL_ENCODERS, RunConfig
-from bench.data.datasets import Augmentation
 from bench.errors import BenchError
-from core.registry import Registry
+from core.method import METHODS, Augmentation, Method, MethodSpec
 from core.vit import BACKBONES, VisionTransformer
 
-METHODS: Registry = Registry("method")
 
-
-def build_encoder(cfg: RunConfig, in_chans: int, cls_token: bool = False):
+def build_encoder(cfg: RunConfig, in_chans: int, cls_token: bool = False) -> VisionTransformer:
     try:
         return BACKBONES.get(cfg.backbone)(img_size=cfg.data.image_size, in_chans=in_chans, cls_token=cls_token)
     except ValueError as e:  # the image size does not suit the patch size
         raise BenchError(f"data.image_size={cfg.data.image_size} does not suit backbone {cfg.backbone}: {e}") from None
 
 
-@METHODS.register("ijepa")
-def build_ijepa(cfg: RunConfig, in_chans: int):
-    from ijepa.model import IJEPA
-
-    return _build(IJEPA, build_encoder(cfg, in_chans), cfg.ijepa, seed=cfg.seed)
+def method_spec(cfg: RunConfig) -> MethodSpec:
+    return METHODS.get(cfg.method)
 
 
-@METHODS.register("mae")
-def build_mae(cfg: RunConfig, in_chans: int):
-    from baselines.mae import MAE
-
-    return _build(MAE, build_encoder(cfg, in_chans, cls_token=True), cfg.mae, in_chans, seed=cfg.seed)
-
-
-@METHODS.register("data2vec")
-def build_data2vec(cfg: RunConfig, in_chans: int):
-    from baselines.data2vec import Data2Vec
-
-    return _build(Data2Vec, build_encoder(cfg, in_chans, cls_token=True), cfg.data2vec, seed=cfg.seed)
+def build_method(cfg: RunConfig, in_chans: int) -> Method:
+    """The run's method around a fresh encoder of its backbone (with [cls] where the method has one)."""
+    spec = method_spec(cfg)
+    encoder = build_encoder(cfg, in_chans, cls_token=spec.cls_token)
+    try:
+        return spec.build(encoder, getattr(cfg, cfg.method), in_chans=in_chans, seed=cfg.seed)
+    except ValueError as e:  # a config the method cannot run, e.g. masks too large for the grid
+        raise BenchError(str(e)) from None
 
 
-@METHODS.register("data2vec_v1")
-def build_data2vec_v1(cfg: RunConfig, in_chans: int):
-    from baselines.data2vec import Data2VecV1
-
-    return _build(Data2VecV1, build_encoder(cfg, in_chans, cls_token=True), cfg.data2vec_v1, seed=cfg.seed)
-
-
-def eval_encoder(method, which: str = "auto") -> tuple[str, VisionTransformer]:
+def eval_encoder(method: Method, which: str = "auto") -> tuple[str, VisionTransformer]:
     """(name, encoder) that an evaluation scores: `auto` is the method's `evaluated` one."""
     if which not in EVAL_ENCODERS:
         raise BenchError(f"eval.encoder {which!r} is not one of {', '.join(EVAL_ENCODERS)}")
@@ -71,26 +61,9 @@ def eval_encoder(method, which: str = "auto") -> tuple[str, VisionTransformer]:
     return name, encoders[name]
 
 
-def _build(cls, *args, **kwargs):
-    try:
-        return cls(*args, **kwargs)
-    except ValueError as e:  # a config the method cannot run, e.g. masks too large for the grid
-        raise BenchError(str(e)) from None
-
-
 def augmentation(cfg: RunConfig) -> Augmentation:
-    """The training augmentation of the method's own config section."""
-    section = getattr(cfg, cfg.method)
-    return Augmentation(
-        crop_scale=tuple(section.crop_scale),
-        hflip=bool(getattr(section, "hflip", False)),
-        interpolation=getattr(section, "interpolation", "bilinear"),
-        color_jitter=float(getattr(section, "color_jitter", 0.0)),
-    )
-
-
-def build_method(cfg: RunConfig, in_chans: int):
-    return METHODS.get(cfg.method)(cfg, in_chans)
+    """The training augmentation of the method, from its own config section."""
+    return method_spec(cfg).augmentation(getattr(cfg, cfg.method))
 
 
 def check_method(cfg: RunConfig) -> None:

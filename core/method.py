@@ -1,0 +1,178 @@
+"""The method contract as code: what every pre-training method is (`Method`), how it draws its
+per-batch inputs (`InputSampler`), and what it registers so the harness can configure, build, train
+and evaluate it (`MethodSpec` in `METHODS`).
+
+A method lives in its own module(s) and registers itself there, beside its code (timm's
+`@register_model`); the harness (bench/) imports the method modules and reads everything from
+the registry — the method's config section, its optimizer recipe, its paper run, its augmentation:
+
+    register_method(MethodSpec(
+        name="mae", build=build_mae, section=MAEConfig, augmentation=mae_augmentation,
+        paper_run=PaperRun(249_600, 4096, "ViT-L: 800 epochs x 312 updates"),
+        recipe={"lr": 1.5e-4, ...}, ranges={"mask_ratio": FRACTION, ...}, cls_token=True,
+    ))
+
+One training loop trains every method (bench/train/engine.py), per optimizer step:
+
+    batch = {"images": (B, C, H, W), "labels": (B,), "step": int, **input_sampler()(B, step)}
+    out = method(batch)                 # {"loss": scalar tensor, **parts}
+    out["loss"].backward(); optimizer.step()
+    method.after_step(clock)            # EMA update; returns the momentum (or None)
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from core.clock import Clock
+from core.errors import BenchError
+from core.ranges import Range
+from core.registry import Registry
+from core.vit import VisionTransformer
+
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A method's training augmentation: a random resized crop (I-JEPA's only augmentation), a
+    horizontal flip and colour jitter (brightness, contrast, saturation; 3-channel data only) for
+    the methods whose official code uses them."""
+
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    hflip: bool = False
+    interpolation: str = "bilinear"
+    color_jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise BenchError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise BenchError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        if self.color_jitter < 0:
+            raise BenchError(f"color_jitter must be >= 0, got {self.color_jitter}")
+
+
+class InputSampler(ABC):
+    """A method's per-batch inputs (masks) drawn from the step alone, so a resumed run and every
+    process draw the same ones: `sampler(batch_size, step) -> {name: tensor}`. Picklable: the data
+    loader's collate runs it, also in worker processes.
+
+    `batch_dims` gives each input's batch dimension (I-JEPA's targets (M, B, Nt): 1); a process of a
+    multi-process run keeps its share of the global batch's inputs, cut along it (`process_share`).
+    A subclass that does not set it cannot be defined."""
+
+    batch_dims: ClassVar[Mapping[str, int]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "batch_dims", None), Mapping):
+            raise TypeError(f"{cls.__name__} must set batch_dims: each input's batch dimension, e.g. {{'keep': 0}}")
+
+    @abstractmethod
+    def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
+        """The inputs of a batch of `batch_size` images at optimizer step `step`."""
+
+    def process_share(self, batch_size: int, step: int, rank: int, world: int) -> dict[str, torch.Tensor]:
+        """Process `rank` of `world`'s share of the inputs of a global batch of `batch_size`: the whole
+        batch's, cut along `batch_dims`. A sampler that must cut otherwise (I-JEPA truncates its masks
+        within each process's share) overrides it."""
+        inputs = self(batch_size, step)
+        if world == 1:
+            return inputs
+        return {k: v.chunk(world, self.batch_dims[k])[rank] for k, v in inputs.items()}
+
+
+class Method(nn.Module, ABC):
+    """A pre-training method: trained by the one loop of bench/train/engine.py under a budget,
+    evaluated on the frozen features of one of its encoders.
+
+    - `forward(batch) -> {"loss": tensor, **parts}`: batch holds "images" (B, C, H, W), "labels",
+      "step" and the input sampler's inputs; the parts beside "loss" are detached scalars.
+    - `input_sampler()`: the `InputSampler` of its per-batch inputs, or None.
+    - `after_step(clock)`: after every optimizer step (the EMA update); returns the momentum, or None.
+    - `encoders()`: {"student": ..., "teacher": ...} (the teacher is the EMA copy, where it has one);
+      `evaluated`: the one its official code evaluates (`eval.encoder: auto`).
+    - `no_weight_decay()`: names of parameters exempt from weight decay beyond biases and norms.
+    """
+
+    @property
+    @abstractmethod
+    def evaluated(self) -> str:
+        """The key of `encoders()` that its official code evaluates (a class attribute in subclasses)."""
+
+    @abstractmethod
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def encoders(self) -> dict[str, VisionTransformer]: ...
+
+    def input_sampler(self) -> InputSampler | None:
+        return None
+
+    def after_step(self, clock: Clock) -> float | None:
+        return None
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class PaperRun:
+    """The run a method's recipe was tuned for: its length in optimizer updates and global batch.
+    `recipe: budget` keeps every step-defined hyper-parameter's ratio to this length; `recipe: paper`
+    keeps its absolute value (shared/reference/*.md, and the sources named here)."""
+
+    updates: int
+    batch: int
+    source: str
+
+
+class Builder(Protocol):
+    def __call__(self, encoder: VisionTransformer, section: Any, in_chans: int, seed: int) -> Method:
+        """The method around `encoder` (built by the harness from `backbone`, with [cls] where the
+        spec asks), from its config section; ValueError for a config it cannot run."""
+        ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything the harness needs of a method, registered in the method's own module.
+
+    - `name`: `method: <name>`, and the name of its config section (a field of RunConfig).
+    - `section`: the section's dataclass; `default_section` makes its default (None: `section()`).
+    - `ranges`: the range of every number in the section, by dotted key within it ("mask.min_keep").
+    - `recipe`: optimizer settings (keys of bench/config/schema.py's OptimConfig) that replace the
+      defaults when the method is selected; a YAML file or an override still wins over them. One
+      learning-rate rule for every method: the paper's rates per 256 images (paper lr x 256 / paper
+      batch), scaled to the run's global batch; warm-ups as fractions of the paper's run.
+    - `paper_run`: the run the recipe was tuned for (the clock's `paper_updates`).
+    - `augmentation`: its training augmentation, from its section.
+    - `cls_token`: whether its encoder has a [cls] token.
+    """
+
+    name: str
+    build: Builder
+    section: type
+    augmentation: Callable[[Any], Augmentation]
+    paper_run: PaperRun
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    cls_token: bool = False
+    default_section: Callable[[], Any] | None = None
+
+    def default(self) -> Any:
+        """The section's default value in a RunConfig."""
+        return (self.default_section or self.section)()
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    return METHODS.add(spec.name, spec)
