@@ -35,7 +35,8 @@ from bench.evals.lowshot import (
     stratified_subset,
 )
 from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_json, read_run_config, read_summary, write_json
-from bench.train.engine import load_checkpoint, select_device
+from bench.train.checkpoint import load_checkpoint
+from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
 
 log = logging.getLogger(__name__)
