@@ -384,7 +384,8 @@ def test_each_method_augments_as_its_official_code(method, crop, interpolation, 
 def test_colour_jitter_applies_to_colour_images_only():
     from torchvision.transforms import v2
 
-    from bench.data.datasets import Augmentation, Split, train_transform
+    from bench.data.split import Split
+    from bench.data.transforms import Augmentation, train_transform
 
     aug = Augmentation((0.08, 1.0), True, "bicubic", 0.4)
     grey = Split(None, 10, 1, (0.5,), (0.25,), True)

@@ -9,8 +9,9 @@ import torch
 
 from bench.config.schema import OptimConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
-from bench.train import engine, schedules
+from bench.train import checkpoint, clock, engine, schedules
 from bench.train.engine import param_groups, train
+from bench.train.loop import Preempted
 from ijepa.model import IJEPA
 
 from .badinputs import Bad
@@ -162,7 +163,7 @@ class FakeClock:
 
 
 def test_device_hour_budget_within_2_percent(tmp_path, tiny, monkeypatch):
-    monkeypatch.setattr(engine, "time", FakeClock(0.01))
+    monkeypatch.setattr(clock, "time", FakeClock(0.01))
     seconds = 1.5
     summary = train(tiny(**{"budget.kind": "device_hours", "budget.value": seconds / 3600}), tmp_path)
     assert summary["compute"]["device_hours"] * 3600 == pytest.approx(seconds, rel=0.02)
@@ -253,7 +254,7 @@ def stopped(tmp_path_factory):
     and a metrics record at step 3 (log_every 3) that a resume from step 2 must drop."""
     run = tmp_path_factory.mktemp("stopped") / "run"
     asks = iter(range(1, 100))
-    with pytest.raises(engine.Preempted):
+    with pytest.raises(Preempted):
         train(tiny_config(**RESUME), run, stop=lambda: next(asks) == 3)
     return run
 
@@ -331,7 +332,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_previous_one_resumed(damage, 
     kept = (run / "checkpoint.pt").read_bytes() if (run / "checkpoint.pt").is_file() else None
     cfg = tiny_config(**RESUME)
     method, optimizer = fresh(cfg)
-    ckpt = engine.resume_checkpoint(run, method, optimizer, training_hash(cfg), main=True)
+    ckpt = checkpoint.resume_checkpoint(run, method, optimizer, training_hash(cfg), main=True)
     assert ckpt["spent"]["steps"] == 2
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"{run / 'checkpoint.pt'} {words}" in line
@@ -364,7 +365,7 @@ def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path)
     (run / "checkpoint.pt.damaged").write_text("an earlier one")
     (run / "checkpoint.pt").write_bytes(b"")
     cfg = tiny_config(**RESUME)
-    engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)
+    checkpoint.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)
     assert (run / "checkpoint.pt.damaged").read_text() == "an earlier one"
     assert (run / "checkpoint.pt.damaged.1").read_bytes() == b""
 
@@ -375,7 +376,7 @@ def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_pre
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt").unlink()
     cfg = tiny_config(**RESUME)
-    assert engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)["spent"]["steps"] == 2
+    assert checkpoint.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)["spent"]["steps"] == 2
     assert f"{run / 'checkpoint.pt'} is missing; resuming from checkpoint.prev.pt at step 2" in caplog.text
 
 
@@ -472,12 +473,12 @@ def test_trimming_drops_lines_a_crash_cut_and_refuses_a_folder(tmp_path):
     path.write_bytes(
         ("\n".join(records[:2]) + '\nnull\n{"step": 2.5}\n\xff\n' + records[2] + '\n{"step": 4, "lo').encode("latin-1")
     )
-    assert engine.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
+    assert checkpoint.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
     assert path.read_text() == "\n".join(records[:2]) + "\n"
     path.unlink()
     path.mkdir()
     with pytest.raises(DamagedFile, match="metrics.jsonl is not a file"):
-        engine.trim_metrics(path, 2)
+        checkpoint.trim_metrics(path, 2)
 
 
 # --- the bad-input corpus: damaged checkpoints and feature caches -------------------------------

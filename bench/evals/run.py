@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from bench.config.schema import RunConfig, check_version, training_hash
-from bench.data.datasets import Split, TensorImages, load_split
+from bench.data.datasets import load_split
+from bench.data.split import Split, TensorImages
 from bench.errors import BenchError, DamagedFile
 from bench.evals import features
 from bench.evals.knn import knn_top1

@@ -1,6 +1,12 @@
-"""The one training loop: any registered method, under a compute budget, into one run folder.
+"""Training: any registered method, under a compute budget, into one run folder.
 
     summary = train(cfg, Path("runs/demo/ijepa-1a2b3c4d5e"))
+
+`train` sets a run up here (model, optimizer, resume, data) and hands it to the loop
+(bench/train/loop.py: the step, forward / backward / optimizer / EMA, then its accounting, record
+and checkpoint). Beside it: budget.py (compute spent), clock.py (training time, FLOPs per batch
+shape), records.py (metrics.jsonl), checkpoint.py (write, restore, resume), loader.py (batches
+indexed by step), devices.py and ddp.py (device, processes, their agreement at each step).
 
 A budget is device-hours (wall-clock of the training loop x devices), FLOPs (counted with
 torch's FlopCounterMode on the real step, once per distinct batch shape), optimizer steps

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.config.schema import RunConfig
-from bench.data.datasets import Split, Transformed, train_transform
+from bench.data.split import Split
+from bench.data.transforms import Transformed, train_transform
 from bench.errors import BenchError
 from bench.train.devices import ONE_PROCESS, Ranks
 from bench.train.methods import augmentation

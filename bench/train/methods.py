@@ -17,7 +17,7 @@ from dataclasses import asdict
 import torch
 
 from bench.config.schema import EVAL_ENCODERS, RunConfig
-from bench.data.datasets import Augmentation
+from bench.data.transforms import Augmentation
 from bench.errors import BenchError
 from core.registry import Registry
 from core.vit import BACKBONES, VisionTransformer
