@@ -532,3 +532,43 @@ BAD_ENGINE = {
         EVAL, "features is not a folder: move it away", in_run("features", replaced_by_file)
     ),
 }
+
+
+# --- every part of the method's output is recorded, resumed exactly -------------------------------
+
+
+def test_the_window_averages_every_part_and_resumes_from_its_checkpointed_sums():
+    from bench.train.devices import ONE_PROCESS
+    from bench.train.records import LossWindow, Window
+
+    cpu = torch.device("cpu")
+    outs = [
+        {"loss": torch.tensor(float(i)), "patch_loss": torch.tensor(2.0 * i), "mask": torch.zeros(3)}
+        for i in (1, 2, 3, 4)
+    ]
+    straight = Window(LossWindow(), cpu)
+    for out in outs[:2]:
+        straight.add(out)
+    resumed = Window(LossWindow(**vars(straight.saved(ONE_PROCESS))), cpu)  # as a checkpoint holds it
+    for out in outs[2:]:
+        straight.add(out)
+        resumed.add(out)
+    assert straight.close(ONE_PROCESS) == resumed.close(ONE_PROCESS) == {"loss": 2.5, "parts/patch_loss": 5.0}
+    old = Window(LossWindow(loss_sum=3.0, steps=2), cpu)  # a checkpoint from before parts were recorded
+    old.add(outs[2])
+    assert old.close(ONE_PROCESS) == {"loss": 2.0}  # no part for a window that began before the resume
+    old.add(outs[3])
+    assert old.close(ONE_PROCESS) == {"loss": 4.0, "parts/patch_loss": 8.0}
+
+
+def test_a_resumed_run_records_the_parts_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    cfg = tiny_config("data2vec", **{"budget.value": 4, "checkpoint_every_s": 0, "log_every": 3})
+    train(cfg, tmp_path / "straight")
+    train_preempted(cfg, tmp_path / "resumed", monkeypatch, die_at_save=3)  # resumes at step 2, mid-window
+    straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == [3, 4]
+    for a, b in zip(straight, resumed, strict=True):
+        assert {k: v for k, v in a.items() if k != "device_hours"} == {
+            k: v for k, v in b.items() if k != "device_hours"
+        }
+        assert {"parts/patch_loss", "parts/cls_loss"} <= set(a)

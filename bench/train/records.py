@@ -54,10 +54,10 @@ class Window:
         self.steps, self.last_loss = saved.steps, saved.last_loss
 
     def add(self, out: dict) -> None:
-        if self.names is None:  # the first step of a run: its parts are what the method returns
-            self.names = part_names(out)
+        if self.names is None and not self.steps:  # a run's first step: its parts are what the method returns
+            self.names = part_names(out)  # (a window resumed from a checkpoint without parts records none)
             self.sums = torch.cat([self.sums, self.sums.new_zeros(len(self.names))])
-        values = [out["loss"], *(out[k] for k in self.names)]
+        values = [out["loss"], *(out[k] for k in self.names or [])]
         self.sums += torch.stack([torch.as_tensor(v).detach().to(self.sums) for v in values])
         self.steps += 1
 
