@@ -58,7 +58,7 @@ def run_loop(run: Run) -> float | None:
     if run.budget.done():
         if run.budget.spent.steps == 0:  # a zero budget: the initialisation is the result
             save(run)
-        return run.window.last_loss  # resumed with the budget spent (killed before the summary): the final record's
+        return run.window.last_loss  # resumed spent (killed before the summary): the final record's loss
     batches = iter(run.loader)
     run.method.train()
     while not run.budget.done():
@@ -70,7 +70,7 @@ def step(run: Run, batch: dict) -> None:
     """One optimizer step on `batch`, then its accounting, record and checkpoint."""
     lr, wd = set_schedule(run)
     images, batch = to_device(run, batch)
-    with run.clock.start(batch):  # a new batch shape: its FLOPs are counted
+    with run.clock.start(batch):  # the step's clock; a batch shape's first step counts its FLOPs
         # 1. forward
         with autocast(run.device, run.cfg.precision):
             out = run.model(batch)
