@@ -17,10 +17,11 @@ import math
 import torch
 
 from core.method import InputSampler
+from core.seeding import STEPS, derive_seed
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.Generator().manual_seed(derive_seed(seed, step, STEPS))
 
 
 def check_ratio(name: str, ratio: float) -> None:

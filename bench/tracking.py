@@ -86,7 +86,8 @@ class Tracker:
             self.run = None
 
     def log(self, record: dict) -> None:
-        """A metrics.jsonl record: loss, lr, wd, EMA, images, FLOPs and device-hours at its step."""
+        """A metrics.jsonl record: loss and the method's other outputs ("parts/<name>"), lr, wd, EMA, images,
+        FLOPs and device-hours at its step."""
         if self.run is not None:
             with self.guard("log"):
                 self.run.log(flatten({k: v for k, v in record.items() if k != "step"}), step=record["step"])

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from core.seeding import ITEMS, STEPS, derive_seed
 from ijepa.config import MaskConfig
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class MaskGenerator:
     # --- per-image sampling -----------------------------------------------------------
     def sample(self, batch_size: int, step: int) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         """Untruncated masks: per image, a context index tensor and a list of target tensors."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(derive_seed(self.seed, step, STEPS))
         c = self.cfg
         if c.strategy == "multiblock":
             t_size = self.block_size(float(torch.rand(1, generator=g)), c.target_scale, c.target_aspect)
@@ -183,8 +184,7 @@ class MaskGenerator:
         n_tgt = min(len(m) for i in among for m in targets[i])
         ctx, tgt = [], []
         for i in share:  # drawn per image: the same whatever the number of processes
-            # (seeds are distinct for global batches of up to 7,919 images; the paper's is 2,048)
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 7_919 + i)
+            g = torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, step, STEPS), i, ITEMS))
             ctx.append(self._truncate(contexts[i], n_ctx, g))
             tgt.append([self._truncate(m, n_tgt, g) for m in targets[i]])
         return torch.stack(ctx), torch.stack([torch.stack(ts) for ts in zip(*tgt, strict=True)])

@@ -26,7 +26,7 @@ from bench.evals.linear import linear_probe
 from bench.evals.lowshot import fewshot_knn, lowshot_probe
 from bench.evals.run import lowshot_subsets
 from bench.rundir import CHECKPOINT, CONFIG
-from bench.train.engine import select_device
+from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
 
 

@@ -22,7 +22,8 @@ import torch
 
 from bench.config.validate import build_config
 from bench.rundir import METRICS
-from bench.train.engine import device_name, select_device, train
+from bench.train.devices import device_name, select_device
+from bench.train.engine import train
 
 SMALL = {"ijepa": {"predictor_depth": 2, "predictor_width": 96}}
 PRESETS = {

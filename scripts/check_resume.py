@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import engine  # noqa: E402
+from bench.train import devices, engine, loop  # noqa: E402
 from tests.conftest import TINY_METHODS, tiny_config  # noqa: E402
 
 RESUME = {"budget.value": 8, "checkpoint_every_s": 0, "log_every": 3}  # a checkpoint every step
@@ -57,7 +57,7 @@ def check(method: str, device: str, folder: Path) -> dict:
     try:
         engine.train(cfg, folder / "stopped", stop=lambda: next(asks) == 3)
         raise AssertionError("the run was not pre-empted")
-    except engine.Preempted:
+    except loop.Preempted:
         pass
     shutil.copytree(folder / "stopped", folder / "damaged")
     engine.train(cfg, folder / "stopped")  # resumes from checkpoint.pt (step 3)
@@ -67,7 +67,7 @@ def check(method: str, device: str, folder: Path) -> dict:
     straight = outcome(folder / "straight")
     return {
         "method": method,
-        "device": engine.device_name(engine.select_device(cfg)),
+        "device": devices.device_name(devices.select_device(cfg)),
         "precision": cfg.precision,
         "deterministic": same(straight, outcome(folder / "again")),
         "resumed": same(straight, outcome(folder / "stopped")),

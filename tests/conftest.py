@@ -74,9 +74,9 @@ needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_file(), reason="da
 
 def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
     """Train, die while writing checkpoint number `die_at_save` (a preemption), then resume."""
-    from bench.train import engine
+    from bench.train import checkpoint, engine
 
-    real_save, saves = engine.save_torch, {"n": 0}
+    real_save, saves = checkpoint.save_torch, {"n": 0}
 
     def save_then_die(obj, path, **kwargs):
         saves["n"] += 1
@@ -84,10 +84,10 @@ def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
             raise KeyboardInterrupt("preempted")
         real_save(obj, path, **kwargs)
 
-    monkeypatch.setattr(engine, "save_torch", save_then_die)
+    monkeypatch.setattr(checkpoint, "save_torch", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         engine.train(cfg, run_dir)
-    monkeypatch.setattr(engine, "save_torch", real_save)
+    monkeypatch.setattr(checkpoint, "save_torch", real_save)
     return engine.train(cfg, run_dir)
 
 

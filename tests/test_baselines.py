@@ -385,7 +385,8 @@ def test_each_method_augments_as_its_official_code(method, crop, interpolation, 
 def test_colour_jitter_applies_to_colour_images_only():
     from torchvision.transforms import v2
 
-    from bench.data.datasets import Split, train_transform
+    from bench.data.split import Split
+    from bench.data.transforms import train_transform
     from core.method import Augmentation
 
     aug = Augmentation((0.08, 1.0), True, "bicubic", 0.4)

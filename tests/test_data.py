@@ -9,18 +9,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from bench.config.schema import DataConfig
-from bench.data.datasets import (
-    DATASETS,
-    SCANS,
-    Transformed,
-    UnreadableImage,
-    check_dataset,
-    eval_transform,
-    load_split,
-    read_idx,
-    read_subset,
-    train_transform,
-)
+from bench.data.datasets import DATASETS, SCANS, check_dataset, load_split
+from bench.data.fashion_mnist import read_idx
+from bench.data.imagefolder import UnreadableImage, read_subset
+from bench.data.transforms import Transformed, eval_transform, train_transform
 from bench.errors import BenchError
 from core.method import Augmentation
 

@@ -9,8 +9,9 @@ import torch
 
 from bench.config.schema import OptimConfig
 from bench.errors import BenchError, DamagedFile, TrainingFailed
-from bench.train import engine, schedules
+from bench.train import checkpoint, clock, engine, schedules
 from bench.train.engine import param_groups, train
+from bench.train.loop import Preempted
 from core.clock import Clock, scale_momentum
 from ijepa.model import IJEPA
 
@@ -163,7 +164,7 @@ class FakeClock:
 
 
 def test_device_hour_budget_within_2_percent(tmp_path, tiny, monkeypatch):
-    monkeypatch.setattr(engine, "time", FakeClock(0.01))
+    monkeypatch.setattr(clock, "time", FakeClock(0.01))
     seconds = 1.5
     summary = train(tiny(**{"budget.kind": "device_hours", "budget.value": seconds / 3600}), tmp_path)
     assert summary["compute"]["device_hours"] * 3600 == pytest.approx(seconds, rel=0.02)
@@ -254,7 +255,7 @@ def stopped(tmp_path_factory):
     and a metrics record at step 3 (log_every 3) that a resume from step 2 must drop."""
     run = tmp_path_factory.mktemp("stopped") / "run"
     asks = iter(range(1, 100))
-    with pytest.raises(engine.Preempted):
+    with pytest.raises(Preempted):
         train(tiny_config(**RESUME), run, stop=lambda: next(asks) == 3)
     return run
 
@@ -332,7 +333,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_previous_one_resumed(damage, 
     kept = (run / "checkpoint.pt").read_bytes() if (run / "checkpoint.pt").is_file() else None
     cfg = tiny_config(**RESUME)
     method, optimizer = fresh(cfg)
-    ckpt = engine.resume_checkpoint(run, method, optimizer, training_hash(cfg), main=True)
+    ckpt = checkpoint.resume_checkpoint(run, method, optimizer, training_hash(cfg), main=True)
     assert ckpt["spent"]["steps"] == 2
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"{run / 'checkpoint.pt'} {words}" in line
@@ -365,7 +366,7 @@ def test_a_second_damaged_checkpoint_is_kept_beside_the_first(stopped, tmp_path)
     (run / "checkpoint.pt.damaged").write_text("an earlier one")
     (run / "checkpoint.pt").write_bytes(b"")
     cfg = tiny_config(**RESUME)
-    engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)
+    checkpoint.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)
     assert (run / "checkpoint.pt.damaged").read_text() == "an earlier one"
     assert (run / "checkpoint.pt.damaged.1").read_bytes() == b""
 
@@ -376,7 +377,7 @@ def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_pre
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.pt").unlink()
     cfg = tiny_config(**RESUME)
-    assert engine.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)["spent"]["steps"] == 2
+    assert checkpoint.resume_checkpoint(run, *fresh(cfg), training_hash(cfg), main=True)["spent"]["steps"] == 2
     assert f"{run / 'checkpoint.pt'} is missing; resuming from checkpoint.prev.pt at step 2" in caplog.text
 
 
@@ -473,12 +474,12 @@ def test_trimming_drops_lines_a_crash_cut_and_refuses_a_folder(tmp_path):
     path.write_bytes(
         ("\n".join(records[:2]) + '\nnull\n{"step": 2.5}\n\xff\n' + records[2] + '\n{"step": 4, "lo').encode("latin-1")
     )
-    assert engine.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
+    assert checkpoint.trim_metrics(path, 2) == pytest.approx(3.0)  # the device-seconds of the last dropped record
     assert path.read_text() == "\n".join(records[:2]) + "\n"
     path.unlink()
     path.mkdir()
     with pytest.raises(DamagedFile, match="metrics.jsonl is not a file"):
-        engine.trim_metrics(path, 2)
+        checkpoint.trim_metrics(path, 2)
 
 
 # --- the bad-input corpus: damaged checkpoints and feature caches -------------------------------
@@ -532,3 +533,43 @@ BAD_ENGINE = {
         EVAL, "features is not a folder: move it away", in_run("features", replaced_by_file)
     ),
 }
+
+
+# --- every part of the method's output is recorded, resumed exactly -------------------------------
+
+
+def test_the_window_averages_every_part_and_resumes_from_its_checkpointed_sums():
+    from bench.train.devices import ONE_PROCESS
+    from bench.train.records import LossWindow, Window
+
+    cpu = torch.device("cpu")
+    outs = [
+        {"loss": torch.tensor(float(i)), "patch_loss": torch.tensor(2.0 * i), "mask": torch.zeros(3)}
+        for i in (1, 2, 3, 4)
+    ]
+    straight = Window(LossWindow(), cpu)
+    for out in outs[:2]:
+        straight.add(out)
+    resumed = Window(LossWindow(**vars(straight.saved(ONE_PROCESS))), cpu)  # as a checkpoint holds it
+    for out in outs[2:]:
+        straight.add(out)
+        resumed.add(out)
+    assert straight.close(ONE_PROCESS) == resumed.close(ONE_PROCESS) == {"loss": 2.5, "parts/patch_loss": 5.0}
+    old = Window(LossWindow(loss_sum=3.0, steps=2), cpu)  # a checkpoint from before parts were recorded
+    old.add(outs[2])
+    assert old.close(ONE_PROCESS) == {"loss": 2.0}  # no part for a window that began before the resume
+    old.add(outs[3])
+    assert old.close(ONE_PROCESS) == {"loss": 4.0, "parts/patch_loss": 8.0}
+
+
+def test_a_resumed_run_records_the_parts_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    cfg = tiny_config("data2vec", **{"budget.value": 4, "checkpoint_every_s": 0, "log_every": 3})
+    train(cfg, tmp_path / "straight")
+    train_preempted(cfg, tmp_path / "resumed", monkeypatch, die_at_save=3)  # resumes at step 2, mid-window
+    straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == [3, 4]
+    for a, b in zip(straight, resumed, strict=True):
+        assert {k: v for k, v in a.items() if k != "device_hours"} == {
+            k: v for k, v in b.items() if k != "device_hours"
+        }
+        assert {"parts/patch_loss", "parts/cls_loss"} <= set(a)

@@ -16,6 +16,8 @@ import pytest
 import submitit
 import torch
 
+from bench.data.datasets import load_split
+from bench.data.transforms import Transformed, train_transform
 from bench.errors import BenchError
 from bench.launch import jobs as launch
 from bench.launch.jobs import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
@@ -33,6 +35,9 @@ from bench.rundir import (
     write_json,
 )
 from bench.train import engine
+from bench.train.devices import Ranks
+from bench.train.loader import Collate, StepSampler, StepTagged
+from bench.train.loop import Preempted
 from bench.train.methods import build_method
 from core.method import Augmentation
 
@@ -48,19 +53,17 @@ def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
     default each process cuts its masks to the shortest of its own share, tests/test_masks.py.)"""
     cfg = tiny_config(method, **({"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}))
     model = build_method(cfg, 1)
-    data = engine.load_split(cfg.data, "train")
-    dataset = engine.StepTagged(
-        engine.Transformed(data, engine.train_transform(data, 16, Augmentation((0.3, 1.0)))), seed=0
-    )
+    data = load_split(cfg.data, "train")
+    dataset = StepTagged(Transformed(data, train_transform(data, 16, Augmentation((0.3, 1.0)))), seed=0)
 
-    def batch(ranks: engine.Ranks, step: int) -> dict:
-        sampler = engine.StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
+    def batch(ranks: Ranks, step: int) -> dict:
+        sampler = StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
         keys = next(iter(sampler))
-        return engine.Collate(model.input_sampler(), ranks)([dataset[k] for k in keys])
+        return Collate(model.input_sampler(), ranks)([dataset[k] for k in keys])
 
     for step in (0, 40):  # 40: past the first epoch (512 images / 16)
-        whole = batch(engine.Ranks(), step)
-        parts = [batch(engine.Ranks(r, 2), step) for r in range(2)]
+        whole = batch(Ranks(), step)
+        parts = [batch(Ranks(r, 2), step) for r in range(2)]
         dims = getattr(model.input_sampler(), "batch_dims", {})
         for key, value in whole.items():
             if key == "step":
@@ -72,15 +75,13 @@ def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():
     with pytest.raises(BenchError, match="does not split evenly over 3 processes"):
-        engine.StepSampler(512, 16, 0, 0, engine.Ranks(0, 3))
+        StepSampler(512, 16, 0, 0, Ranks(0, 3))
 
 
 def test_augmentation_depends_on_step_and_image_only():
     cfg = tiny_config()
-    data = engine.load_split(cfg.data, "train")
-    dataset = engine.StepTagged(
-        engine.Transformed(data, engine.train_transform(data, 16, Augmentation((0.2, 1.0)))), seed=0
-    )
+    data = load_split(cfg.data, "train")
+    dataset = StepTagged(Transformed(data, train_transform(data, 16, Augmentation((0.2, 1.0)))), seed=0)
     first = dataset[(5, 7)][1]
     torch.rand(100)  # the global generator moves on; the crop of (step 5, image 7) does not
     for key in [(5, 3), (6, 7)]:
@@ -99,7 +100,7 @@ def test_a_stop_request_checkpoints_that_step_and_the_run_resumes_exactly(tmp_pa
         calls["n"] += 1
         return calls["n"] == 3
 
-    with pytest.raises(engine.Preempted, match="step 3"):
+    with pytest.raises(Preempted, match="step 3"):
         engine.train(cfg, tmp_path / "stopped", stop=stop)
     assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)["spent"]["steps"] == 3
     resumed = engine.train(cfg, tmp_path / "stopped")

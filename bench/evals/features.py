@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bench.data.datasets import Split, Transformed, eval_transform
+from bench.data.split import Split
+from bench.data.transforms import Transformed, eval_transform
 from bench.errors import BenchError, DamagedFile
 from bench.files import read_torch_file, save_torch
 from bench.progress import progress_bar

@@ -22,7 +22,8 @@ import torch
 
 from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig, check_version
-from bench.data.datasets import Split, TensorImages, load_split
+from bench.data.datasets import load_split
+from bench.data.split import Split, TensorImages
 from bench.errors import BenchError, DamagedFile
 from bench.evals import features
 from bench.evals.knn import knn_top1
@@ -36,7 +37,8 @@ from bench.evals.lowshot import (
     stratified_subset,
 )
 from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_json, read_run_config, read_summary, write_json
-from bench.train.engine import load_checkpoint, select_device
+from bench.train.checkpoint import load_checkpoint
+from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
 
 log = logging.getLogger(__name__)

@@ -301,7 +301,7 @@ class Job:
         return self.token is not None and (read_json(run_dir / SUBMISSION) or {}).get("token") != self.token
 
     def run_all(self, job_id: str | None, requeue) -> list[dict]:
-        from bench.train.engine import Preempted
+        from bench.train.loop import Preempted
 
         summaries, errors = [], []
         for task in self.tasks:
@@ -347,7 +347,8 @@ class Job:
     def run_task(self, task: Task, job: dict, requeue, tracker: Tracker | None) -> list[dict]:
         """Train and/or evaluate one run; [] when it is done already."""
         from bench.evals.run import evaluate_run
-        from bench.train.engine import Preempted, train
+        from bench.train.engine import train
+        from bench.train.loop import Preempted
 
         summary = read_json(task.run_dir / SUMMARY) or {}
         if task.train:

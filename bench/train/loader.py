@@ -1,0 +1,99 @@
+"""Training batches indexed by step: the data order, the augmentations and the method's per-step
+inputs (masks) are functions of (seed, step, image), so a resumed or multi-process run sees what
+one uninterrupted process would."""
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bench.config.schema import RunConfig
+from bench.data.split import Split
+from bench.data.transforms import Transformed, train_transform
+from bench.errors import BenchError
+from bench.train.devices import ONE_PROCESS, Ranks
+from bench.train.methods import augmentation
+from core.method import InputSampler
+from core.seeding import EPOCHS, INDICES, STEPS, derive_seed
+
+
+class StepSampler(Sampler):
+    """Yields batches of (step, index) for steps start, start+1, ...: the order of epoch e is a
+    permutation seeded by (seed, e), so a resumed run sees the same data at the same step.
+    Process `rank` of `world` gets its contiguous share of each global batch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, ranks: Ranks = ONE_PROCESS) -> None:
+        if n < batch_size:
+            raise BenchError(f"optim.batch_size={batch_size} is larger than the dataset ({n} images)")
+        if batch_size % ranks.world:
+            raise BenchError(f"optim.batch_size={batch_size} does not split evenly over {ranks.world} processes")
+        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start_step
+        self.steps_per_epoch = n // batch_size
+        self.local = batch_size // ranks.world
+        self.offset = ranks.rank * self.local
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step, perm, perm_epoch = self.start, None, -1
+        while True:
+            epoch, i = divmod(step, self.steps_per_epoch)
+            if epoch != perm_epoch:
+                order = torch.Generator().manual_seed(derive_seed(self.seed, epoch, EPOCHS))
+                perm, perm_epoch = torch.randperm(self.n, generator=order), epoch
+            start = i * self.batch_size + self.offset
+            yield [(step, int(j)) for j in perm[start : start + self.local]]
+            step += 1
+
+
+class StepTagged(Dataset):
+    """(step, index) -> (step, image, label), the augmentation drawn from a generator seeded by
+    (seed, step, index): the same image gets the same crop at the same step whatever process or
+    data-loader worker loads it, so resumed and multi-process runs see what one process would."""
+
+    def __init__(self, inner: Dataset, seed: int) -> None:
+        self.inner, self.seed = inner, seed
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, key: tuple[int, int]):
+        step, i = key
+        with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global generator
+            torch.manual_seed(derive_seed(derive_seed(self.seed, step, STEPS), i, INDICES))
+            image, label = self.inner[i]
+        return step, image, label
+
+
+class Collate:
+    """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
+
+    The inputs are drawn for the global batch and process `rank` keeps its share: the sampler's
+    `process_share` (core/method.py InputSampler: cut along its `batch_dims`, or its own cut)."""
+
+    def __init__(self, sampler: InputSampler | None, ranks: Ranks = ONE_PROCESS) -> None:
+        self.sampler, self.ranks = sampler, ranks
+
+    def __call__(self, samples) -> dict:
+        step = samples[0][0]
+        batch = {
+            "step": step,
+            "images": torch.stack([s[1] for s in samples]),
+            "labels": torch.tensor([s[2] for s in samples]),
+        }
+        if self.sampler is not None:
+            rank, world = self.ranks.rank, self.ranks.world
+            batch.update(self.sampler.process_share(len(samples) * world, step, rank, world))
+        return batch
+
+
+def training_loader(cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, pin: bool) -> DataLoader:
+    """The run's batches from `sampler`'s first step on: augmented by the method's augmentation, with
+    the method's per-step inputs; `pin`: pinned memory for a copy to the GPU."""
+    return DataLoader(
+        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, augmentation(cfg))), cfg.seed),
+        batch_sampler=sampler,
+        collate_fn=Collate(method.input_sampler(), where),
+        num_workers=cfg.data.num_workers,
+        pin_memory=pin,
+        persistent_workers=cfg.data.num_workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
