@@ -34,7 +34,14 @@ def evaluate(
     finished, configs = trained_runs(target, dirs)
     unfinished = f", {len(dirs) - len(finished)} not trained yet" if len(finished) < len(dirs) else ""
     if executor is not None:
-        submit_evaluations(target, dirs, finished, configs, executor, profile, unfinished)
+        folder = target.parent if target in dirs and len(dirs) == 1 else target
+        ready, ids = submit_evaluations(folder, finished, configs, executor, profile, len(dirs))
+        owned = len(finished) - len(ready)
+        skipped = f", {owned} skipped (owned by a job)" if owned else ""
+        typer.echo(
+            f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}"
+            f"{skipped}{unfinished}"
+        )
         return
     for run_dir in finished:
         record = evaluate_run(run_dir)
@@ -83,24 +90,18 @@ def trained_runs(target: Path, dirs: list[Path]) -> tuple[list[Path], dict]:
 
 
 def submit_evaluations(
-    target: Path, dirs: list[Path], finished: list[Path], configs: dict, executor: str, profile, unfinished: str
-) -> None:
-    """--executor: submit the evaluation of every finished run no job owns, as jobs of their own."""
+    folder: Path, finished: list[Path], configs: dict, executor: str, profile: Path | None, total: int
+) -> tuple[list[Path], list]:
+    """--executor: submit the evaluation of every finished run no job owns, as jobs of their own, under
+    the folder's lock; the runs submitted and the job ids."""
     from bench.launch.jobs import LaunchOptions, Queue, Task, run_state, slurm, submit, sweep_lock
 
-    folder = target.parent if target in dirs and len(dirs) == 1 else target
     options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
     with sweep_lock(folder):  # a run a job owns is left alone
         queue = Queue()
         ready = [d for d in finished if not run_state(d, queue)["active"]]
         if not ready:
-            raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
+            raise BenchError(f"none of the {total} run(s) is trained and free of a running job")
         tasks = [Task(configs[d], d, train=False) for d in ready]
         jobs = submit(tasks, folder / "submitit", executor, options)
-    ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
-    owned = len(finished) - len(ready)
-    skipped = f", {owned} skipped (owned by a job)" if owned else ""
-    typer.echo(
-        f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}"
-        f"{skipped}{unfinished}"
-    )
+    return ready, sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})

@@ -50,7 +50,8 @@ def collate(
 ) -> None:
     """Write the sweep's leaderboards (runs, mean ± std per configuration, compute against accuracy;
     CSV and Markdown) into the sweep folder, and print the leaderboard: per configuration its budget,
-    steps, k-NN, linear and 1 % top-1 and the gains over its init (the wide tables are the files)."""
+    steps, k-NN, linear and 1 % top-1 and the gains over its init (the wide tables are the files).
+    Runs are sorted, and configurations ranked, by --metric."""
     from bench.results.board import narrow_board
     from bench.results.leaderboards import leaderboard_files, write_leaderboards
 
