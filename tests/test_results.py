@@ -146,6 +146,18 @@ def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
     assert missing.exit_code == 0, missing.output
 
 
+def test_the_runs_are_sorted_by_the_chosen_metric(sweep, tmp_path, monkeypatch):
+    """Best first by --metric, whichever it is (a run best at k-NN and worst at linear moves)."""
+    odd = write_run(sweep, "ijepa", 1e12, 2, 99.0, 10.0, 50.0)
+    monkeypatch.chdir(tmp_path)
+    for metric, place in (("knn@20", 0), ("linear", -1)):
+        result = invoke("collate", "methods", "--root", "runs", "--no-references", "--metric", metric)
+        assert result.exit_code == 0, result.output
+        runs = pd.read_csv(sweep / "leaderboard.csv")
+        assert list(runs[metric]) == sorted(runs[metric], reverse=True) and runs["run"].iloc[place] == odd.name
+    assert collate(sweep, metric="knn@20")["run"].iloc[0] == odd.name == collate(sweep)["run"].iloc[-1]
+
+
 def test_leaderboards_hold_the_three_tables(sweep):
     tables = leaderboards(collate(sweep, REFERENCES), "knn@20")
     assert set(tables) == {"runs", "summary", "compute"}
