@@ -24,7 +24,7 @@ import yaml
 
 from bench.launch.jobs import LaunchOptions, launch, slurm
 from bench.launch.sweep import load_sweep
-from bench.results.tables import status_table
+from bench.results.status import status_table
 
 BASE = {
     "backbone": "vit_nano_patch4",

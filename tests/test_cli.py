@@ -110,7 +110,7 @@ def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypat
 
 
 def test_leaderboard_columns_are_the_keys_that_differ():
-    from bench.results.tables import varying_keys
+    from bench.results.collate import varying_keys
 
     configs = [
         {"method": "ijepa", "seed": 0, "optim.lr": 1e-3, "ijepa.mask.mode": "official", "ijepa.loss": "l2"},

@@ -11,7 +11,7 @@ from PIL import Image
 from bench.config.schema import EvalConfig
 from bench.data.datasets import load_split
 from bench.errors import BenchError
-from bench.evals import features
+from bench.evals import features, references
 from bench.evals import run as evals_run
 from bench.evals.linear import linear_probe
 from bench.evals.lowshot import (
@@ -142,12 +142,12 @@ def test_random_encoder_reference_is_computed_once(tmp_path, tiny, monkeypatch):
     calls = []
     real = features.extract
     monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
-    record = evals_run.reference("random", cfg, tmp_path)
+    record = references.reference("random", cfg, tmp_path)
     assert record["reference"] == "random-vit_nano_patch4-ijepa" and len(calls) == 2
-    assert evals_run.reference("random", cfg, tmp_path) == record and len(calls) == 2
+    assert references.reference("random", cfg, tmp_path) == record and len(calls) == 2
     assert 0 <= record["linear"]["top1"] <= 100
     # MAE's encoder (its own init, a [cls] token) has its own random row, with [cls] views
-    mae = evals_run.reference("random", tiny("mae"), tmp_path)
+    mae = references.reference("random", tiny("mae"), tmp_path)
     assert mae["reference"] == "random-vit_nano_patch4-mae" and len(calls) == 4
     assert "last4_cls" in json.dumps(mae["linear_cls"]) and "linear_cls" not in record  # never in the headline
     assert "last4_cls" not in json.dumps(mae["linear"])

@@ -12,7 +12,9 @@ from scipy import stats
 from bench.config.runfile import config_hash, write_config
 from bench.evals import run as evals_run
 from bench.launch.sweep import load_sweep
-from bench.results.tables import collate, compute_table, summarize, welch_p
+from bench.results.collate import collate
+from bench.results.compute import compute_table
+from bench.results.summary import summarize, welch_p
 from bench.rundir import EVAL, SUMMARY, write_json
 from bench.train.engine import train
 

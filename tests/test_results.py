@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 
 from bench.config.runfile import config_hash, write_config
-from bench.results.tables import collate, compute_table, labels, leaderboards, summarize
+from bench.results.collate import collate
+from bench.results.compute import compute_table
+from bench.results.leaderboards import leaderboards
+from bench.results.summary import labels, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 
 from .badinputs import Bad
@@ -143,6 +146,18 @@ def test_collate_and_report_write_their_files(sweep, tmp_path, monkeypatch):
     assert missing.exit_code == 0, missing.output
 
 
+def test_the_runs_are_sorted_by_the_chosen_metric(sweep, tmp_path, monkeypatch):
+    """Best first by --metric, whichever it is (a run best at k-NN and worst at linear moves)."""
+    odd = write_run(sweep, "ijepa", 1e12, 2, 99.0, 10.0, 50.0)
+    monkeypatch.chdir(tmp_path)
+    for metric, place in (("knn@20", 0), ("linear", -1)):
+        result = invoke("collate", "methods", "--root", "runs", "--no-references", "--metric", metric)
+        assert result.exit_code == 0, result.output
+        runs = pd.read_csv(sweep / "leaderboard.csv")
+        assert list(runs[metric]) == sorted(runs[metric], reverse=True) and runs["run"].iloc[place] == odd.name
+    assert collate(sweep, metric="knn@20")["run"].iloc[0] == odd.name == collate(sweep)["run"].iloc[-1]
+
+
 def test_leaderboards_hold_the_three_tables(sweep):
     tables = leaderboards(collate(sweep, REFERENCES), "knn@20")
     assert set(tables) == {"runs", "summary", "compute"}
@@ -193,7 +208,7 @@ def test_wandb_report_holds_the_table_and_panels_over_the_sweeps_runs(sweep):
 
 
 def test_runs_not_done_do_not_count_as_seeds_and_tables_show_no_nan(sweep):
-    from bench.results.tables import to_markdown
+    from bench.results.leaderboards import to_markdown
 
     running = write_run(sweep, "ijepa", 1e12, 2, 99.0, 99.0, 99.0)  # a third seed, still training
     summary_path = running / SUMMARY
@@ -226,7 +241,7 @@ def demo_sweep(tmp_path):
 
 
 def test_narrow_board_is_a_row_per_configuration_with_its_gains(demo_sweep):
-    from bench.results.tables import narrow_board
+    from bench.results.board import narrow_board
 
     board = narrow_board(summarize(collate(demo_sweep, REFERENCES)))
     assert list(board.columns) == [
@@ -255,11 +270,11 @@ def test_narrow_board_is_a_row_per_configuration_with_its_gains(demo_sweep):
 def test_collate_prints_a_leaderboard_that_fits_100_columns(demo_sweep, tmp_path, monkeypatch, capsys):
     import sys
 
-    from bench.cli import print_table
-    from bench.results.tables import narrow_board
+    from bench.cli.display import print_table
+    from bench.results.board import narrow_board
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bench.cli.reference_rows", lambda configs, root: REFERENCES)
+    monkeypatch.setattr("bench.evals.references.reference_rows", lambda configs, root: REFERENCES)
     result = invoke("collate", "demo", "--root", "runs")  # not a terminal: plain text
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -283,7 +298,7 @@ def test_collate_prints_a_leaderboard_that_fits_100_columns(demo_sweep, tmp_path
 
 
 def test_narrow_board_shortens_long_names_in_the_middle():
-    from bench.results.tables import narrow_board
+    from bench.results.board import narrow_board
 
     summary = pd.DataFrame(
         {
@@ -360,29 +375,29 @@ def test_reference_rows_are_cached_per_distinct_encoder(tmp_path, monkeypatch, c
     import json
     import logging
 
-    from bench.evals import run
+    from bench.evals import references
 
     cache = tmp_path / "references"
-    first = run.reference("random", tiny_config("ijepa"), cache)
+    first = references.reference("random", tiny_config("ijepa"), cache)
     assert [p.name.split("-")[0] for p in cache.iterdir()] == ["random"] and first["n_train"] == 512
 
     def no_compute(*args):
         raise AssertionError("computed again")
 
-    monkeypatch.setattr(run, "extract_splits", no_compute)
+    monkeypatch.setattr(references, "extract_splits", no_compute)
     same = [tiny_config("ijepa", **{"optim.lr_factor": 4}), tiny_config("ijepa", **{"eval.encoder": "student"})]
-    assert all(run.reference("random", cfg, cache) == first for cfg in same)
+    assert all(references.reference("random", cfg, cache) == first for cfg in same)
     assert len(list(cache.iterdir())) == 1
     monkeypatch.undo()
 
-    run.reference("random", tiny_config("ijepa", **{"ijepa.predictor_depth": 2}), cache)
-    run.reference("random", tiny_config("mae"), cache)
+    references.reference("random", tiny_config("ijepa", **{"ijepa.predictor_depth": 2}), cache)
+    references.reference("random", tiny_config("mae"), cache)
     assert len({json.loads((p / "eval.json").read_text())["weights"] for p in cache.iterdir()}) == 3
 
     (entry,) = [p for p in cache.iterdir() if json.loads((p / "eval.json").read_text()) == first]
     (entry / "eval.json").write_text('{"knn": ')  # a write cut short
-    with caplog.at_level(logging.WARNING, logger="bench.evals.run"):
-        again = run.reference("random", tiny_config("ijepa"), cache)
+    with caplog.at_level(logging.WARNING, logger="bench.evals.references"):
+        again = references.reference("random", tiny_config("ijepa"), cache)
     assert again["knn"] == first["knn"] and json.loads((entry / "eval.json").read_text())["knn"] == first["knn"]
     assert "is damaged (not JSON): computing it again" in caplog.text and str(entry) in caplog.text
 
@@ -432,11 +447,11 @@ def test_reference_lines_each_have_their_own_style(demo_sweep):
 def test_an_evaluation_on_subsets_reads_stratified_images_and_caches_them_apart(tmp_path):
     """eval.train_images / test_images (the demo): a stratified subset of each split, the same for every
     run; the raw-pixel row of a full evaluation and of a subset are two cache entries."""
-    from bench.evals import run
+    from bench.evals import references, run
 
     cache = tmp_path / "references"
-    small = run.reference("pixels", tiny_config(**{"eval.train_images": 200, "eval.test_images": 100}), cache)
-    full = run.reference("pixels", tiny_config(), cache)
+    small = references.reference("pixels", tiny_config(**{"eval.train_images": 200, "eval.test_images": 100}), cache)
+    full = references.reference("pixels", tiny_config(), cache)
     assert (small["n_train"], small["n_test"], full["n_train"], full["n_test"]) == (200, 100, 512, 128)
     assert len(list(cache.iterdir())) == 2
     y = run.features.labels(run.extract_splits(None, tiny_config(**{"eval.train_images": 200}), tmp_path, {})[0])

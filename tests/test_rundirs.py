@@ -10,7 +10,9 @@ import pytest
 
 from bench.config.runfile import training_hash, write_config
 from bench.launch.sweep import run_id
-from bench.results.tables import collate, read_runs, status_table
+from bench.results.collate import collate
+from bench.results.runs import read_runs
+from bench.results.status import status_table
 from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, write_json
 
 from .badinputs import Bad, run_dir

@@ -1,17 +1,14 @@
-"""Evaluate a run folder's checkpoint, and the reference rows that need no training.
+"""Evaluate a run folder's checkpoint: the whole protocol, to eval.json.
 
     bench eval runs/demo/ijepa-1a2b3c4d5e   # writes eval.json beside the checkpoint
     bench eval runs/demo                    # every finished run of the sweep
 
 Features are extracted once per checkpoint and split into `features/` (bench/evals/features.py);
-k-NN, few-shot k-NN, the linear probe and the low-shot probe all read that cache. The
-reference rows — raw pixels and a randomly initialised encoder of the run's backbone —
-go through the same protocol once per distinct encoder (a hash of its initial weights), dataset
-and evaluation settings, and are cached in the root's `references/` across sweeps.
+k-NN, few-shot k-NN, the linear probe and the low-shot probe all read that cache. A tuning run
+(eval.scope: val) gets the validation score alone and never reads the test split. The reference
+rows go through the same functions (bench/evals/references.py).
 """
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, replace
@@ -24,7 +21,7 @@ from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig, check_version
 from bench.data.datasets import load_split
 from bench.data.split import Split, TensorImages
-from bench.errors import BenchError, DamagedFile
+from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
 from bench.evals.linear import linear_probe, split_val
@@ -36,7 +33,7 @@ from bench.evals.lowshot import (
     simclr_indices,
     stratified_subset,
 )
-from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_json, read_run_config, read_summary, write_json
+from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_run_config, read_summary, write_json
 from bench.train.checkpoint import load_checkpoint
 from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
@@ -262,50 +259,3 @@ def encoder_moved(encoder: torch.nn.Module, initial: torch.nn.Module) -> float:
     diff = sum(float((now[k].float().cpu() - start[k].float()).pow(2).sum()) for k in start)
     norm = sum(float(p.float().pow(2).sum()) for p in start.values())
     return (diff / norm) ** 0.5 if norm > 0 else 0.0
-
-
-def weights_digest(net: torch.nn.Module) -> str:
-    """A hash of a module's parameters and buffers (names, shapes, dtypes, values)."""
-    h = hashlib.sha1()
-    for name, tensor in sorted(net.state_dict().items()):
-        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def reference(name: str, cfg: RunConfig, cache_dir: Path) -> dict:
-    """A reference row through the same protocol: `pixels` (normalised raw pixels) or `random` (the
-    encoder the run is evaluated on, as its method builds it before any training, seed 0). Methods
-    initialise differently (MAE: Xavier; I-JEPA: truncated normal, std 0.02, without residual rescale;
-    data2vec 2.0: normal, std 0.02, [cls] from N(0, 1); data2vec v1: truncated normal with the residual
-    rescale) and some add a [cls] token, so each method has its own random row.
-
-    Cached in `cache_dir` under what decides the row, across sweeps: the dataset and the evaluation
-    settings, and for `random` a hash of the encoder's initial weights — not its method's or sweep's
-    name, so two configs whose encoders start from the same weights share one entry, and a method
-    setting that leaves the encoder alone (a predictor's depth, a learning rate) reuses it. A damaged
-    entry is computed again, saying so."""
-    # the scored encoder is named by its weights; the scope of the run it stands beside does not apply
-    protocol = {"data": asdict(cfg.data), "eval": asdict(replace(cfg.eval, encoder="auto", scope="full"))}
-    encoder = None
-    if name == "random":
-        channels = load_split(cfg.data, "train").channels
-        encoder = initial_encoder(replace(cfg, seed=0), channels)  # at init: teacher = student
-        protocol["weights"] = weights_digest(encoder)
-    digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
-    folder = Path(cache_dir) / f"{name}-{cfg.data.name}-{digest}"
-    try:
-        cached = read_json(folder / EVAL)
-    except DamagedFile:
-        log.warning("reference cache %s is damaged (not JSON): computing it again", folder / EVAL)
-        cached = None
-    if cached is not None:
-        return cached
-    label = f"{name}-{cfg.backbone}-{cfg.method}" if name == "random" else name
-    make_encoder = (lambda channels: encoder) if encoder is not None else None
-    train, test, split = extract_splits(make_encoder, cfg, folder, {"reference": name})
-    record = evaluate_features(train, test, cfg, split) | {"dataset": cfg.data.name, "reference": label}
-    if "weights" in protocol:
-        record["weights"] = protocol["weights"]
-    write_json(record, folder / EVAL)
-    return record

@@ -1,4 +1,4 @@
-"""Plots of a sweep's summary (bench/results/tables.py `summarize`): PNG and SVG, matplotlib only.
+"""Plots of a sweep's summary (bench/results/summary.py `summarize`): PNG and SVG, matplotlib only.
 
 - `compute_plot`: accuracy against compute used, a line per configuration through its
   budgets, error bars over seeds, reference rows as grey lines, each its own dash and shade
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results.tables import labels
+from bench.results.summary import labels
 
 METRIC_NAMES = {"linear": "linear probe", "knn@20": "k-NN (k=20)", "linear_1%": "1 %-label probe"}
 COMPUTE_NAMES = {"flops": "compute used (FLOPs)", "device_hours": "compute used (device-hours)"}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.results import plots
-from bench.results.tables import markdown_report, write_leaderboards
+from bench.results.leaderboards import markdown_report, write_leaderboards
 
 
 def make_plots(tables: dict[str, pd.DataFrame], dest: Path, metric: str) -> list[Path]:

@@ -1,0 +1,14 @@
+"""`bench list`: what is registered (methods, backbones, datasets, executors)."""
+
+import typer
+
+
+def list_registries() -> None:
+    """List the registered methods, backbones, datasets and executors."""
+    from bench.data.split import DATASETS
+    from bench.launch.jobs import EXECUTORS
+    from core.method import METHODS
+    from core.vit import BACKBONES
+
+    for registry in (METHODS, BACKBONES, DATASETS, EXECUTORS):
+        typer.echo(f"{registry.kind}s: {', '.join(registry.names())}")
