@@ -182,7 +182,8 @@ def test_device_hour_budget_on_the_real_clock(tmp_path, tiny):
     assert summary["compute"]["device_hours"] * 3600 == pytest.approx(seconds, rel=0.25)
 
 
-@pytest.mark.parametrize("log_every", [1, pytest.param(3, marks=pytest.mark.slow)])  # each: three trainings
+@pytest.mark.slow  # three trainings a case
+@pytest.mark.parametrize("log_every", [1, 3])
 def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch, log_every):
     cfg = tiny(**{"budget.value": 8, "checkpoint_every_s": 0, "log_every": log_every})
     train(cfg, tmp_path / "straight")
