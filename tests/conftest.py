@@ -1,11 +1,18 @@
 import os
-from pathlib import Path
 
-import pytest
-import yaml
-from typer.testing import CliRunner
+# Before torch loads OpenMP: threads that wait sleep instead of spinning. On a busy machine (other test
+# processes, a subprocess training beside pytest) spinning threads made a 4-step training 10x slower;
+# the numbers are the same either way (the work is split the same way). Subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.config.validate import build_config
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from bench.config.validate import build_config  # noqa: E402
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
@@ -60,6 +67,28 @@ def tiny_config(method: str = "ijepa", **overrides):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """One tiny I-JEPA run (tiny_config()), trained and evaluated once for the whole session, for tests
+    that only need a finished run. Read it as it is; a test that writes to it copies it first:
+    shutil.copytree(finished_run, tmp_path / "run")."""
+    from bench.evals.run import evaluate_run
+    from bench.train.engine import train
+
+    run = tmp_path_factory.mktemp("finished") / "ijepa-run"
+    train(tiny_config(), run)
+    evaluate_run(run)
+    return run
+
+
+def copy_finished(run: Path, to: Path, evaluated: bool = True) -> Path:
+    """A copy of a finished run (timestamps kept); evaluated=False leaves out its evaluation and the
+    feature caches: a trained run that was never evaluated."""
+    ignore = None if evaluated else shutil.ignore_patterns("eval.json", "features")
+    shutil.copytree(run, to, ignore=ignore, dirs_exist_ok=True)
+    return to
 
 
 @pytest.fixture(autouse=True)

@@ -44,6 +44,7 @@ def test_a_list_of_budgets_runs_the_grid_at_each(tmp_path):
     assert {r.run_id for r in single.runs} < {r.run_id for r in both.runs}
 
 
+@pytest.mark.slow  # two runs and two reference rows, trained and evaluated
 def test_debug_sweep_end_to_end_then_status_collate_and_skip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_sweep(tmp_path / "s.yaml", grid={"ijepa.mask.mode": ["official", "unbiased"]})

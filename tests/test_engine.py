@@ -16,7 +16,7 @@ from core.clock import Clock, scale_momentum
 from ijepa.model import IJEPA
 
 from .badinputs import Bad
-from .conftest import invoke, tiny_config, train_preempted
+from .conftest import copy_finished, invoke, tiny_config, train_preempted
 
 
 def metrics(run_dir):
@@ -109,6 +109,7 @@ def test_epoch_budget(tmp_path, tiny):
     assert summary["compute"]["epochs"] == pytest.approx(0.25)
 
 
+@pytest.mark.slow  # two runs, 60 steps
 def test_flop_budget_within_2_percent(tmp_path, tiny):
     probe = train(tiny(**{"budget.value": 1}), tmp_path / "probe")
     per_step = probe["compute"]["flops"]
@@ -163,6 +164,7 @@ class FakeClock:
         return self.now
 
 
+@pytest.mark.slow  # a time budget: 1.5 s of fake clock is many steps
 def test_device_hour_budget_within_2_percent(tmp_path, tiny, monkeypatch):
     monkeypatch.setattr(clock, "time", FakeClock(0.01))
     seconds = 1.5
@@ -174,6 +176,7 @@ def test_device_hour_budget_within_2_percent(tmp_path, tiny, monkeypatch):
     assert last["progress"] == pytest.approx(1.0, abs=0.02)
 
 
+@pytest.mark.slow  # the real clock: 6 s of training
 def test_device_hour_budget_on_the_real_clock(tmp_path, tiny):
     """Wall-clock budgets stop near the budget on a real (possibly busy) machine."""
     seconds = 6.0
@@ -181,6 +184,7 @@ def test_device_hour_budget_on_the_real_clock(tmp_path, tiny):
     assert summary["compute"]["device_hours"] * 3600 == pytest.approx(seconds, rel=0.25)
 
 
+@pytest.mark.slow  # three trainings a case
 @pytest.mark.parametrize("log_every", [1, 3])
 def test_resume_continues_the_same_schedule(tmp_path, tiny, monkeypatch, log_every):
     cfg = tiny(**{"budget.value": 8, "checkpoint_every_s": 0, "log_every": log_every})
@@ -211,8 +215,8 @@ def test_finished_run_is_not_retrained(tmp_path, tiny):
     assert (tmp_path / "checkpoint.pt").stat().st_mtime == mtime
 
 
-def test_other_config_in_same_folder_is_refused(tmp_path, tiny):
-    train(tiny(), tmp_path)
+def test_other_config_in_same_folder_is_refused(tmp_path, tiny, finished_run):
+    copy_finished(finished_run, tmp_path)  # trained with tiny()
     with pytest.raises(BenchError, match="different config"):
         train(tiny(**{"optim.lr": 0.5}), tmp_path)
 

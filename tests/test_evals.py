@@ -24,6 +24,8 @@ from bench.evals.lowshot import (
 )
 from bench.train.engine import train
 
+from .conftest import copy_finished
+
 FAST = EvalConfig(linear_lrs=(0.1, 1.0), linear_wds=(0.0,), linear_epochs=5, linear_min_steps=100)
 
 
@@ -119,8 +121,8 @@ def test_last_layers_views():
     assert features.view({"avg": feats["avg"][:, :1]}, "last4_avg") is None
 
 
-def test_features_are_cached_and_recomputed_when_the_checkpoint_changes(tmp_path, tiny, monkeypatch):
-    train(tiny(), tmp_path)
+def test_features_are_cached_and_recomputed_when_the_checkpoint_changes(tmp_path, finished_run, monkeypatch):
+    copy_finished(finished_run, tmp_path, evaluated=False)  # trained, never evaluated
     calls = []
     real = features.extract
     monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -226,13 +228,13 @@ def test_eval_json_names_the_encoder_it_scored(tmp_path, tiny, monkeypatch, meth
     assert not torch.equal(weights["encoder.blocks.0.mlp.fc2.weight"], weights["teacher.net.blocks.0.mlp.fc2.weight"])
 
 
-def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny):
+def test_an_old_or_edited_run_folder_is_refused_with_one_line(tmp_path, tiny, finished_run):
     """Issue 11 changed what a config means: a run folder written before config versions (no
     `version` in config.yaml) or whose config.yaml was edited after training is never evaluated."""
     from bench.config.runfile import write_config
 
     cfg = tiny()
-    train(cfg, tmp_path)
+    copy_finished(finished_run, tmp_path, evaluated=False)  # trained (tiny()), never evaluated
     config = tmp_path / "config.yaml"
     text = config.read_text()
     config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("version:")) + "\n")

@@ -59,6 +59,7 @@ def test_gpu_index_matches_cpu_index():
     assert (cpu == gpu).mean() >= 0.98
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_faiss_loader_says_nothing_at_info_through_our_knn():
     """faiss's loader logs every AVX512 build it fails to load, with a ModuleNotFoundError, at INFO: in
     a job log (INFO) that reads as a failure. A fresh process, logging at INFO as jobs do, runs our k-NN:

@@ -90,6 +90,7 @@ def test_augmentation_depends_on_step_and_image_only():
     assert not torch.equal(dataset[(6, 7)][1], first)
 
 
+@pytest.mark.slow  # three trainings
 def test_a_stop_request_checkpoints_that_step_and_the_run_resumes_exactly(tmp_path):
     """The engine's side of a SLURM pre-emption: stop after step 3, checkpoint, resume."""
     cfg = tiny_config(**{"budget.value": 8, "log_every": 1})
@@ -506,6 +507,7 @@ def test_a_debug_sweep_with_a_failed_run_exits_1_saying_so(tmp_path):
     assert again.exit_code == 1 and "1 of 1 run(s) did not finish (1 failed)" in again.stderr
 
 
+@pytest.mark.slow  # a sweep of two runs, trained and evaluated
 def test_eval_as_a_job_leaves_untrained_and_owned_runs_alone(tmp_path):
     sweep_dir = tmp_path / "runs" / "t"
     assert (
