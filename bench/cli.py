@@ -59,7 +59,7 @@ def user_errors(fn):
 
 def sweep_file(target: str | Path) -> Path:
     """The sweep file a command names: the path, or sweeps/NAME for a bare name (said on stdout)."""
-    from bench.launch.sweep import find_sweep_file
+    from bench.launch.sweepfile import find_sweep_file
 
     path, fell_back = find_sweep_file(target)
     if fell_back:
@@ -89,9 +89,9 @@ def sweep_dir(target: str, root: Path) -> Path:
     """A sweep file, a sweep folder or a sweep name → the sweep's folder under root."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
-        from bench.launch.sweep import load_sweep
+        from bench.launch.sweepfile import sweep_name
 
-        return root / load_sweep(sweep_file(path)).name
+        return root / sweep_name(sweep_file(path))
     folder = path if path.is_dir() else root / target
     if not folder.is_dir():
         raise BenchError(f"no sweep folder {folder} (run `bench sweep FILE` first, or pass --root)")
@@ -162,8 +162,9 @@ def sweep(
 ) -> None:
     """Expand a sweep into runs and launch those not done yet (never one twice)."""
     from bench.launch import slurm
-    from bench.launch.jobs import EXECUTORS, LaunchOptions, launch
-    from bench.launch.jobs import wait as wait_for
+    from bench.launch.executors import EXECUTORS, LaunchOptions
+    from bench.launch.submit import launch
+    from bench.launch.submit import wait as wait_for
     from bench.launch.sweep import load_sweep
 
     if parallel < 1:
@@ -229,8 +230,8 @@ def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
     runs that had started as interrupted, say so in one line and exit 130."""
     import signal
 
-    from bench.launch.jobs import cancel as cancel_runs
-    from bench.launch.jobs import submitted_here
+    from bench.launch.submit import cancel as cancel_runs
+    from bench.launch.submit import submitted_here
     from bench.results.tables import run_dirs
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
@@ -250,7 +251,8 @@ def check_ended(name: str, mine: dict[str, Path], file: Path, root: Path) -> Non
     """After running or waiting for a sweep's runs: exit 1 with one line unless every one of them is done."""
     from collections import Counter
 
-    from bench.launch.jobs import Queue, run_state
+    from bench.launch.queue import Queue
+    from bench.runstate import run_state
 
     queue = Queue()
     ended = Counter(run_state(d, queue)["state"] for d in mine.values())
@@ -292,7 +294,7 @@ def cancel(
     root: RootOption = Path("runs"),
 ) -> None:
     """Cancel the jobs of a sweep's active runs; `bench sweep` later resumes them from their checkpoints."""
-    from bench.launch.jobs import cancel as cancel_runs
+    from bench.launch.submit import cancel as cancel_runs
     from bench.results.tables import run_dirs
 
     folder = sweep_dir(target, root)
@@ -461,20 +463,12 @@ def evaluate(
     is scored with the config its id is the hash of: to score it with other eval settings, copy its
     folder under a name of your own, edit the copy's eval section and evaluate the copy."""
     from bench.evals.run import evaluate_run, trained_config
-    from bench.launch.jobs import (
-        EXECUTORS,
-        LaunchOptions,
-        Queue,
-        Task,
-        run_state,
-        setup_logging,
-        slurm,
-        submit,
-        sweep_lock,
-        trained,
-    )
+    from bench.launch import slurm
+    from bench.launch.executors import EXECUTORS, LaunchOptions
+    from bench.launch.job import Task, setup_logging
+    from bench.launch.submit import submit_runs
     from bench.results.tables import run_dirs
-    from bench.rundir import RUN_FILES, read_run_config, read_state, read_submission, read_summary
+    from bench.rundir import RUN_FILES, RunDir, read_run_config, read_state, read_submission, read_summary
 
     setup_logging()
     if not target.exists():
@@ -492,26 +486,24 @@ def evaluate(
         read_state(run_dir)
         read_submission(run_dir)
         read_summary(run_dir)
-    finished = [d for d in dirs if trained(d)] if len(dirs) > 1 else dirs  # one run: trained_config says why not
+    # one run: trained_config says why not
+    finished = [d for d in dirs if RunDir(d).trained()] if len(dirs) > 1 else dirs
     if not finished:
         raise BenchError(f"none of the {len(dirs)} run(s) under {target} is trained yet")
     configs = {d: trained_config(d) for d in finished}  # a config changed since training refuses the call too
     unfinished = f", {len(dirs) - len(finished)} not trained yet" if len(finished) < len(dirs) else ""
     if executor is not None:
         folder = target.parent if target in dirs and len(dirs) == 1 else target
-        options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
-        with sweep_lock(folder):  # a run a job owns is left alone
-            queue = Queue()
-            ready = [d for d in finished if not run_state(d, queue)["active"]]
-            if not ready:
-                raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
-            tasks = [Task(configs[d], d, train=False) for d in ready]
-            jobs = submit(tasks, folder / "submitit", executor, options)
-        ids = sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
-        owned = len(finished) - len(ready)
+        options = LaunchOptions(slurm=slurm.slurm_config(None, profile))
+        free = lambda d, state: None if state["active"] else Task(configs[d], d, train=False)  # noqa: E731
+        submitted = submit_runs(finished, folder, executor, options, free)  # a run a job owns is left alone
+        if not submitted:
+            raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
+        ids = sorted({job.get("eval_job_id") or job.get("job_id") for _, job in submitted})
+        owned = len(finished) - len(submitted)
         skipped = f", {owned} skipped (owned by a job)" if owned else ""
         typer.echo(
-            f"evaluation of {len(ready)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}"
+            f"evaluation of {len(submitted)} run(s) submitted on {executor}: job(s) {', '.join(map(str, ids))}"
             f"{skipped}{unfinished}"
         )
         return
@@ -541,8 +533,10 @@ def train(
 ) -> None:
     """Train one run in this process, under its budget, then evaluate it."""
     from bench.config.schema import build_config, load_yaml
-    from bench.launch.jobs import Job, Queue, Task, run_state
+    from bench.launch.job import Job, Task
+    from bench.launch.queue import Queue
     from bench.rundir import SUBMISSION, read_json
+    from bench.runstate import run_state
 
     check_folder_option(out, "--out")
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])
@@ -586,7 +580,7 @@ def trained_line(out: Path, summary: dict) -> str:
 def list_registries() -> None:
     """List the registered methods, backbones, datasets and executors."""
     from bench.data.datasets import DATASETS
-    from bench.launch.jobs import EXECUTORS
+    from bench.launch.executors import EXECUTORS
     from bench.train.methods import METHODS
     from core.vit import BACKBONES
 

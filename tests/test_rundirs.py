@@ -9,9 +9,8 @@ import socket
 import pytest
 
 from bench.config.schema import training_hash, write_config
-from bench.launch.sweep import run_id
 from bench.results.tables import collate, read_runs, status_table
-from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, write_json
+from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, run_id, write_json
 
 from .badinputs import Bad, run_dir
 from .conftest import invoke, tiny_config
@@ -308,7 +307,7 @@ def test_an_edited_config_is_evaluated_neither_by_bench_eval_nor_by_the_job(bad_
     eval section and be evaluated (the training hash guards it)."""
     from bench.config.schema import read_config
     from bench.errors import BenchError
-    from bench.launch.jobs import Job, Task
+    from bench.launch.job import Job, Task
 
     shutil.copytree(bad_template, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)

@@ -46,7 +46,7 @@ from bench.rundir import (
 )
 
 if TYPE_CHECKING:
-    from bench.launch.jobs import Queue  # imported where used: launch pulls in submitit
+    from bench.launch.queue import Queue
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
 GAIN_METRICS = ("knn@20", "linear", "linear_1%")
@@ -73,7 +73,7 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
     the wrong shape, config.yaml missing) reads `damaged`, the file named in `error`, and the
     others are shown as ever; `attrs["damaged"]` holds each damaged run's one-line message. The
     configs are not parsed here (a thousand runs in well under a second): collate and eval check them."""
-    from bench.launch.jobs import Queue
+    from bench.launch.queue import Queue
 
     queue, rows, damaged = Queue(), [], []
     for run_dir in run_dirs(sweep_dir):
@@ -89,7 +89,7 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
 
 def status_row(run_dir: Path, queue: "Queue") -> dict:
     """One run's row of status_table; DamagedFile when one of the files it reads is damaged."""
-    from bench.launch.jobs import run_state
+    from bench.runstate import run_state
 
     if not (run_dir / CONFIG).is_file():
         read_run_config(run_dir)  # says which file is missing
@@ -133,7 +133,7 @@ class RunFiles:
     run_dir: Path
     config: RunConfig
     summary: dict  # summary.json ({} before training ends)
-    state: dict  # launch.run_state: where it stands, as `bench status` says
+    state: dict  # runstate.run_state: where it stands, as `bench status` says
     evaluation: dict  # eval.json's columns
 
 
@@ -142,7 +142,8 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
     left out: one line per damaged run, naming its file, and one per kind — made by another version
     of jepa-bench, or config.yaml changed since the run was made (rundir.config_changed). Never a
     silent mix: those numbers mean something else."""
-    from bench.launch.jobs import Queue, run_state
+    from bench.launch.queue import Queue
+    from bench.runstate import run_state
 
     dirs = run_dirs(sweep_dir) if dirs is None else dirs
     queue, runs, damaged, other_version, edited = Queue(), [], [], [], []
