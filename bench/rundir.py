@@ -35,6 +35,7 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 RUN_FILES = (CONFIG, SUBMISSION, STATE, METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, SUMMARY, EVAL)
 RUN_ID = re.compile(r"[a-z0-9_]+-[0-9a-f]{10}")  # how bench sweep names a run folder: <method>-<10 hex>
 REDO = "restore it, or delete its run folder to redo the run"
+TRAINED = "done"  # summary.json's status once training has finished (the engine writes it)
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -44,7 +45,8 @@ def run_id(cfg: RunConfig) -> str:
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run folder: the path of each of its files, and what they say about the run."""
+    """One run folder: the path of each of its files (`RunDir(p).summary` is p/summary.json), its checked
+    readers, whether its run is trained, and making it (`prepare`)."""
 
     path: Path
 
@@ -56,13 +58,30 @@ class RunDir:
     summary = property(lambda self: self.path / SUMMARY)
     eval = property(lambda self: self.path / EVAL)
 
+    def read_state(self) -> dict | None:
+        return read_state(self.path)
+
+    def read_submission(self) -> dict | None:
+        return read_submission(self.path)
+
+    def read_summary(self) -> dict | None:
+        return read_summary(self.path)
+
+    def read_config(self) -> RunConfig:
+        return read_run_config(self.path)
+
     def trained(self) -> bool:
-        """Whether its training has finished (summary.json says done); DamagedFile for a damaged summary."""
-        return (read_summary(self.path) or {}).get("status") == "done"
+        """Whether its training has finished (summary.json says so); DamagedFile for a damaged summary."""
+        return is_trained(read_summary(self.path))
 
     def prepare(self, cfg: RunConfig) -> None:
         """Create the folder and write the config; refuse a folder made with another config."""
         prepare_run_dir(cfg, self.path)
+
+
+def is_trained(summary: dict | None) -> bool:
+    """Whether a run whose summary.json holds `summary` (None: none yet) has finished its training."""
+    return (summary or {}).get("status") == TRAINED
 
 
 def write_json(obj: dict, path: Path) -> None:
@@ -218,7 +237,7 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
             f"it hashes to {run_id(cfg)}, not to its run id {name}; restore it, or train the changed config "
             "in a new folder"
         )
-    if summary.get("status") == "done" and not isinstance(recorded, str):
+    if is_trained(summary) and not isinstance(recorded, str):
         raise DamagedFile(f"{run_dir / SUMMARY} is damaged (it records no train_config_hash): {REDO}")
     if recorded is not None and recorded != training_hash(cfg):
         return (

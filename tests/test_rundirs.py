@@ -63,7 +63,7 @@ def remove(name: str):
 
 
 def local_pid_abc(job):
-    """A local run's job.json whose pid is no number (launch.run_state would int() it)."""
+    """A local run's job.json whose pid is no number (runstate.run_state would int() it)."""
     job.update(executor="local", host=socket.gethostname(), pid="abc")
 
 
