@@ -465,8 +465,8 @@ def evaluate(
     from bench.evals.run import evaluate_run, trained_config
     from bench.launch import slurm
     from bench.launch.executors import EXECUTORS, LaunchOptions
-    from bench.launch.job import Task, setup_logging
-    from bench.launch.submit import submit_runs
+    from bench.launch.job import setup_logging
+    from bench.launch.submit import submit_evaluations
     from bench.results.tables import run_dirs
     from bench.rundir import RUN_FILES, RunDir, read_run_config, read_state, read_submission, read_summary
 
@@ -495,8 +495,7 @@ def evaluate(
     if executor is not None:
         folder = target.parent if target in dirs and len(dirs) == 1 else target
         options = LaunchOptions(slurm=slurm.slurm_config(None, profile))
-        free = lambda d, state: None if state["active"] else Task(configs[d], d, train=False)  # noqa: E731
-        submitted = submit_runs(finished, folder, executor, options, free)  # a run a job owns is left alone
+        submitted = submit_evaluations(configs, folder, executor, options)  # a run a job owns is left alone
         if not submitted:
             raise BenchError(f"none of the {len(dirs)} run(s) is trained and free of a running job")
         ids = sorted({job.get("eval_job_id") or job.get("job_id") for _, job in submitted})

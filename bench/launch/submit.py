@@ -1,11 +1,11 @@
 """Submitting runs, and stopping them: the one path from "these runs" to jobs, and back.
 
-`submit_runs` is what `bench sweep` (through `launch`) and `bench eval --executor` both call: under a lock
-on the sweep folder (two `bench sweep` calls at once never submit a run twice) it reads where each run
-stands, lets the caller pick a task for the runs no job owns, and submits them. `submit` records each
-run's submission in its job.json (bench/runstate.py reads it beside the job's state.json). `cancel` stops
-the jobs that own runs: scancel for SLURM jobs; on this machine, only processes proven the runs'
-(bench/launch/stop.py).
+`submit_runs` is what `bench sweep` (through `launch`) and `bench eval --executor` (through
+`submit_evaluations`) both call: under a lock on the sweep folder (two `bench sweep` calls at once
+never submit a run twice) it reads where each run stands, lets the caller pick a task for the runs no
+job owns, and submits them. `submit` records each run's submission in its job.json (bench/runstate.py
+reads it beside the job's state.json). `cancel` stops the jobs that own runs: scancel for SLURM jobs;
+on this machine, only processes proven the runs' (bench/launch/stop.py).
 
     bench sweep sweeps/demo.yaml                      # local (slurm when sbatch is on PATH)
     bench sweep sweeps/demo.yaml --executor slurm --profile cluster.yaml
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from bench.config.schema import RunConfig
 from bench.errors import BenchError, DamagedFile
 from bench.launch import slurm
 from bench.launch.executors import EXECUTORS, SUBMISSION_ERRORS, LaunchOptions
@@ -163,6 +164,17 @@ def launch(
 
     submitted = submit_runs(list(configs), sweep_dir, executor_name, options or LaunchOptions(), task_for)
     return [(task.run_dir.name, job) for task, job in submitted]
+
+
+def submit_evaluations(
+    configs: dict[Path, RunConfig], sweep_dir: Path, executor_name: str, options: LaunchOptions
+) -> list[tuple[Task, dict]]:
+    """`bench eval --executor`: an evaluation job for each trained run (its config given) no job owns."""
+
+    def task_for(run_dir: Path, state: dict) -> Task | None:
+        return None if state["active"] else Task(configs[run_dir], run_dir, train=False)
+
+    return submit_runs(list(configs), sweep_dir, executor_name, options, task_for)
 
 
 def wait(sweep: Sweep, root: Path, poll_s: float = 2.0) -> None:
