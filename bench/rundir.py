@@ -10,8 +10,9 @@
         summary.json    the training summary: status and compute used
         eval.json       the evaluation: k-NN, few-shot, linear and low-shot probes
 
-A sweep names each folder by its run id, `<method>-<10 hex>` (bench/launch/sweep.py's `run_id`: the hash
-of the whole config); `bench train --out` folders may have any name. A file here that can no longer
+A sweep names each folder by its run id, `<method>-<10 hex>` (`run_id` here: the hash of the whole
+config); `bench train --out` folders may have any name. `RunDir` knows a folder's paths and answers
+whether its run is trained. A file here that can no longer
 be read raises `DamagedFile`, one line naming it; the commands that read many runs (status, collate)
 say so for that run and go on with the others.
 
@@ -21,6 +22,7 @@ No torch here: `bench status` reads a thousand run folders in well under a secon
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config.runfile import config_hash, read_config, training_hash, write_config
@@ -34,6 +36,53 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 RUN_FILES = (CONFIG, SUBMISSION, STATE, METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, SUMMARY, EVAL)
 RUN_ID = re.compile(r"[a-z0-9_]+-[0-9a-f]{10}")  # how bench sweep names a run folder: <method>-<10 hex>
 REDO = "restore it, or delete its run folder to redo the run"
+TRAINED = "done"  # summary.json's status once training has finished (the engine writes it)
+
+
+def run_id(cfg: RunConfig) -> str:
+    """A run's id, the name of its folder in a sweep: its method and the hash of its resolved config."""
+    return f"{cfg.method}-{config_hash(cfg)}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run folder: the path of each of its files (`RunDir(p).summary` is p/summary.json), its checked
+    readers, whether its run is trained, and making it (`prepare`)."""
+
+    path: Path
+
+    config = property(lambda self: self.path / CONFIG)
+    submission = property(lambda self: self.path / SUBMISSION)
+    state = property(lambda self: self.path / STATE)
+    metrics = property(lambda self: self.path / METRICS)
+    checkpoint = property(lambda self: self.path / CHECKPOINT)
+    summary = property(lambda self: self.path / SUMMARY)
+    eval = property(lambda self: self.path / EVAL)
+
+    def read_state(self) -> dict | None:
+        return read_state(self.path)
+
+    def read_submission(self) -> dict | None:
+        return read_submission(self.path)
+
+    def read_summary(self) -> dict | None:
+        return read_summary(self.path)
+
+    def read_config(self) -> RunConfig:
+        return read_run_config(self.path)
+
+    def trained(self) -> bool:
+        """Whether its training has finished (summary.json says so); DamagedFile for a damaged summary."""
+        return is_trained(read_summary(self.path))
+
+    def prepare(self, cfg: RunConfig) -> None:
+        """Create the folder and write the config; refuse a folder made with another config."""
+        prepare_run_dir(cfg, self.path)
+
+
+def is_trained(summary: dict | None) -> bool:
+    """Whether a run whose summary.json holds `summary` (None: none yet) has finished its training."""
+    return (summary or {}).get("status") == TRAINED
 
 
 def write_json(obj: dict, path: Path) -> None:
@@ -57,7 +106,7 @@ def read_json(path: Path) -> dict | None:
     return data
 
 
-# the fields of state.json and job.json that launch.run_state reads, and their types (null: unset)
+# the fields of state.json and job.json that runstate.run_state reads, and their types (null: unset)
 LAUNCH_FIELDS = {
     "state": str,
     "token": str,
@@ -74,7 +123,7 @@ LAUNCH_FIELDS = {
 
 
 def read_launch_record(path: Path) -> dict | None:
-    """state.json or job.json, checked: each field launch.run_state reads of the type it expects."""
+    """state.json or job.json, checked: each field runstate.run_state reads of the type it expects."""
     record = read_json(path)
     for key, kind in LAUNCH_FIELDS.items():
         value = (record or {}).get(key)
@@ -173,8 +222,6 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
     whole config, the eval section too, so its eval.json always scores the config its name says.
     A folder of another name (`bench train --out`) must have the training settings summary.json
     recorded once trained (`train_config_hash`): its eval section may be edited and evaluated again."""
-    from bench.launch.sweep import run_id  # the id's one formula (bench.launch.sweep imports this module)
-
     summary = read_summary(run_dir) or {}
     recorded = summary.get("train_config_hash")
     name = Path(run_dir).resolve().name  # `bench eval .` inside a run folder is checked by its id too
@@ -191,7 +238,7 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
             f"it hashes to {run_id(cfg)}, not to its run id {name}; restore it, or train the changed config "
             "in a new folder"
         )
-    if summary.get("status") == "done" and not isinstance(recorded, str):
+    if is_trained(summary) and not isinstance(recorded, str):
         raise DamagedFile(f"{run_dir / SUMMARY} is damaged (it records no train_config_hash): {REDO}")
     if recorded is not None and recorded != training_hash(cfg):
         return (

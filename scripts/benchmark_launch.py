@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.launch.jobs import LaunchOptions, launch, slurm
+from bench.launch import slurm
+from bench.launch.executors import LaunchOptions
+from bench.launch.submit import launch
 from bench.launch.sweep import load_sweep
 from bench.results.status import status_table
 

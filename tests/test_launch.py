@@ -19,10 +19,14 @@ import torch
 from bench.data.datasets import load_split
 from bench.data.transforms import Transformed, train_transform
 from bench.errors import BenchError
-from bench.launch import jobs as launch
-from bench.launch.jobs import EXECUTORS, Job, LaunchOptions, Queue, Task, process_identity, run_state, submit_slurm
+from bench.launch import executors
+from bench.launch.executors import EXECUTORS, LaunchOptions, submit_slurm
+from bench.launch.job import Job, Task
+from bench.launch.queue import Queue
 from bench.launch.slurm import SlurmConfig, slurm_config
+from bench.launch.submit import launch
 from bench.launch.sweep import load_sweep
+from bench.processes import me, pid_alive, process_identity
 from bench.rundir import (
     CHECKPOINT,
     METRICS,
@@ -34,6 +38,7 @@ from bench.rundir import (
     read_json,
     write_json,
 )
+from bench.runstate import run_state
 from bench.train import engine
 from bench.train.devices import Ranks
 from bench.train.loader import Collate, StepSampler, StepTagged
@@ -218,7 +223,7 @@ def test_a_local_run_whose_process_ended_is_crashed(tmp_path):
     assert run_state(run)["state"] == "crashed"
     # a record that names a live pid without its identity (an older version's) proves nothing either way
     write_json(here | {"state": "running", "pid": os.getpid()}, run / STATE)
-    assert run_state(run)["state"] == "running" and launch.pid_alive(run_state(run)) is None
+    assert run_state(run)["state"] == "running" and pid_alive(run_state(run)) is None
 
 
 def sleeper() -> subprocess.Popen:
@@ -242,7 +247,7 @@ def test_a_stale_pid_now_held_by_an_unrelated_process_is_never_signalled(tmp_pat
             here = {"executor": "local", "token": "a", "host": socket.gethostname(), "job_id": str(pid)}
             write_json(here | {"pid": pid, "process": process}, run / SUBMISSION)
             write_json(here | {"state": "running", "pid": pid, "process": process}, run / STATE)
-        assert launch.pid_alive(read_json(sweep_dir / "ijepa-stale" / STATE)) is False
+        assert pid_alive(read_json(sweep_dir / "ijepa-stale" / STATE)) is False
         status = invoke("status", sweep_dir)
         assert status.exit_code == 0, status.output
         rows = {line.split()[0]: line.split()[1] for line in status.output.splitlines()[1:]}
@@ -271,7 +276,7 @@ def test_two_launches_at_once_submit_each_run_once(tmp_path):
         spec = load_sweep(write_sweep(tmp_path / "s.yaml", seeds=[0, 1, 2]))
         results = []
         threads = [
-            threading.Thread(target=lambda: results.append(launch.launch(spec, tmp_path / "runs", "slow-test")))
+            threading.Thread(target=lambda: results.append(launch(spec, tmp_path / "runs", "slow-test")))
             for _ in range(2)
         ]
         for t in threads:
@@ -473,7 +478,7 @@ def test_ctrl_c_between_the_training_and_evaluation_arrays_rolls_back(tmp_path, 
     calls = tmp_path / "calls"
     (tmp_path / "bin" / "scancel").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     (tmp_path / "bin" / "scancel").chmod(0o755)
-    real, arrays = launch.submit_array, []
+    real, arrays = executors.submit_array, []
 
     def interrupted_second(executor, jobs):
         arrays.append(len(jobs))
@@ -481,10 +486,10 @@ def test_ctrl_c_between_the_training_and_evaluation_arrays_rolls_back(tmp_path, 
             raise KeyboardInterrupt
         return real(executor, jobs)
 
-    monkeypatch.setattr(launch, "submit_array", interrupted_second)
+    monkeypatch.setattr(executors, "submit_array", interrupted_second)
     path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1])
     with pytest.raises(KeyboardInterrupt):
-        launch.launch(load_sweep(path), tmp_path / "runs", "slurm")
+        launch(load_sweep(path), tmp_path / "runs", "slurm")
     assert calls.read_text().split() == ["100"]  # the training array, cancelled
     assert not list((tmp_path / "runs").glob(f"*/*/{SUBMISSION}"))
     arrays.clear()
@@ -573,7 +578,7 @@ def test_a_local_sweep_returns_through_a_pipe_and_cancel_stops_its_training_for_
 
     cancelled = invoke("cancel", "t", "--root", tmp_path / "runs")
     assert cancelled.exit_code == 0 and "1 run(s) cancelled" in cancelled.output, cancelled.output
-    assert launch.pid_alive(state) is False and launch.pid_alive(job) is False  # the training and its controller
+    assert pid_alive(state) is False and pid_alive(job) is False  # the training and its controller
     after = run_state(run)
     assert after["state"] == "cancelled" and not after["active"]
     stopped = spent(run)["steps"]
@@ -599,7 +604,7 @@ def test_ctrl_c_while_local_lanes_start_stops_the_lanes_already_started(tmp_path
     monkeypatch.setattr(submitit.LocalExecutor, "submit", second_interrupted)
     path = write_sweep(tmp_path / "s.yaml", seeds=[0, 1], budget=LONG)
     with pytest.raises(KeyboardInterrupt):
-        launch.launch(load_sweep(path), tmp_path / "runs", "local", LaunchOptions(parallel=2))
+        launch(load_sweep(path), tmp_path / "runs", "local", LaunchOptions(parallel=2))
     (job,) = started  # its controller is this process's child: its end can be read
     _, status = os.waitpid(int(job.job_id), 0)
     assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL  # killed, with its process group
@@ -630,7 +635,7 @@ def test_ctrl_c_in_sweep_wait_stops_its_jobs_and_a_rerun_resumes(tmp_path):
             sweep.kill()
     assert sweep.returncode == 130, (out, err)
     assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted: sweep t's jobs are stopped"), err
-    assert launch.pid_alive(state) is False and launch.pid_alive(job) is False
+    assert pid_alive(state) is False and pid_alive(job) is False
     interrupted = run_state(first)
     assert interrupted["state"] == "interrupted" and not interrupted["active"]
     assert spent(first)["steps"] == last_record(first / METRICS)["step"]  # checkpointed where it stopped
@@ -660,9 +665,7 @@ def owned_by_a_live_job(tmp: Path) -> None:
     """The finished run, as a job of its latest submission (this process: alive) has just restarted it."""
     finished(tmp)
     token = read_json(tmp / "finished" / SUBMISSION)["token"]
-    write_json(
-        {"state": "running", "token": token, "host": socket.gethostname(), **launch.me()}, tmp / "finished" / STATE
-    )
+    write_json({"state": "running", "token": token, "host": socket.gethostname(), **me()}, tmp / "finished" / STATE)
 
 
 BAD_LAUNCH = {

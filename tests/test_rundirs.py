@@ -9,11 +9,10 @@ import socket
 import pytest
 
 from bench.config.runfile import training_hash, write_config
-from bench.launch.sweep import run_id
 from bench.results.collate import collate
 from bench.results.runs import read_runs
 from bench.results.status import status_table
-from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, write_json
+from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, run_id, write_json
 
 from .badinputs import Bad, run_dir
 from .conftest import invoke, tiny_config
@@ -66,7 +65,7 @@ def remove(name: str):
 
 
 def local_pid_abc(job):
-    """A local run's job.json whose pid is no number (launch.run_state would int() it)."""
+    """A local run's job.json whose pid is no number (runstate.run_state would int() it)."""
     job.update(executor="local", host=socket.gethostname(), pid="abc")
 
 
@@ -310,7 +309,7 @@ def test_an_edited_config_is_evaluated_neither_by_bench_eval_nor_by_the_job(bad_
     eval section and be evaluated (the training hash guards it)."""
     from bench.config.runfile import read_config
     from bench.errors import BenchError
-    from bench.launch.jobs import Job, Task
+    from bench.launch.job import Job, Task
 
     shutil.copytree(bad_template, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)

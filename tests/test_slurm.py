@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.launch.jobs import Queue, run_state
+from bench.launch.queue import Queue
 from bench.launch.sweep import load_sweep
 from bench.rundir import CHECKPOINT, METRICS, STATE, SUBMISSION, SUMMARY, last_record, read_json
+from bench.runstate import run_state
 from bench.train import engine
 
 from .conftest import TINY_BASE, invoke, write_sweep

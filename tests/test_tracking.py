@@ -21,7 +21,7 @@ import yaml
 from bench.cli import app
 from bench.config.runfile import to_dict
 from bench.errors import BenchError
-from bench.launch.jobs import Job, Task
+from bench.launch.job import Job, Task
 from bench.rundir import CHECKPOINT, STATE, SUMMARY, read_json
 from bench.tracking import EXIT_INTERRUPTED, Tracker, flatten, run_id
 

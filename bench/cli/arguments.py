@@ -48,7 +48,7 @@ def user_errors(fn):
 
 def sweep_file(target: str | Path) -> Path:
     """The sweep file a command names: the path, or sweeps/NAME for a bare name (said on stdout)."""
-    from bench.launch.sweep import find_sweep_file
+    from bench.launch.sweepfile import find_sweep_file
 
     path, fell_back = find_sweep_file(target)
     if fell_back:
@@ -60,9 +60,9 @@ def sweep_dir(target: str, root: Path) -> Path:
     """A sweep file, a sweep folder or a sweep name → the sweep's folder under root."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
-        from bench.launch.sweep import load_sweep
+        from bench.launch.sweepfile import sweep_name
 
-        return root / load_sweep(sweep_file(path)).name
+        return root / sweep_name(sweep_file(path))
     folder = path if path.is_dir() else root / target
     if not folder.is_dir():
         raise BenchError(f"no sweep folder {folder} (run `bench sweep FILE` first, or pass --root)")

@@ -25,7 +25,8 @@ def evaluate(
     is scored with the config its id is the hash of: to score it with other eval settings, copy its
     folder under a name of your own, edit the copy's eval section and evaluate the copy."""
     from bench.evals.run import evaluate_run
-    from bench.launch.jobs import EXECUTORS, setup_logging
+    from bench.launch.executors import EXECUTORS
+    from bench.launch.job import setup_logging
 
     setup_logging()
     dirs = run_folders(target)
@@ -35,7 +36,7 @@ def evaluate(
     unfinished = f", {len(dirs) - len(finished)} not trained yet" if len(finished) < len(dirs) else ""
     if executor is not None:
         folder = target.parent if target in dirs and len(dirs) == 1 else target
-        ready, ids = submit_evaluations(folder, finished, configs, executor, profile, len(dirs))
+        ready, ids = submit(folder, configs, executor, profile, len(dirs))
         owned = len(finished) - len(ready)
         skipped = f", {owned} skipped (owned by a job)" if owned else ""
         typer.echo(
@@ -75,33 +76,31 @@ def trained_runs(target: Path, dirs: list[Path]) -> tuple[list[Path], dict]:
     """The trained runs among `dirs` and the config each was trained with. Damage anywhere, or a config
     changed since training, refuses the whole call before anything is evaluated or submitted."""
     from bench.evals.run import trained_config
-    from bench.launch.jobs import trained
-    from bench.rundir import read_run_config, read_state, read_submission, read_summary
+    from bench.rundir import RunDir, read_run_config, read_state, read_submission, read_summary
 
     for run_dir in dirs:
         read_run_config(run_dir)
         read_state(run_dir)
         read_submission(run_dir)
         read_summary(run_dir)
-    finished = [d for d in dirs if trained(d)] if len(dirs) > 1 else dirs  # one run: trained_config says why not
+    finished = (
+        [d for d in dirs if RunDir(d).trained()] if len(dirs) > 1 else dirs
+    )  # one run: trained_config says why not
     if not finished:
         raise BenchError(f"none of the {len(dirs)} run(s) under {target} is trained yet")
     return finished, {d: trained_config(d) for d in finished}
 
 
-def submit_evaluations(
-    folder: Path, finished: list[Path], configs: dict, executor: str, profile: Path | None, total: int
-) -> tuple[list[Path], list]:
-    """--executor: submit the evaluation of every finished run no job owns, as jobs of their own, under
-    the folder's lock; the runs submitted and the job ids."""
-    from bench.launch.jobs import LaunchOptions, Queue, Task, run_state, slurm, submit, sweep_lock
+def submit(folder: Path, configs: dict, executor: str, profile: Path | None, total: int) -> tuple[list, list]:
+    """--executor: an evaluation job for every trained run no job owns (launch's one submission path);
+    the runs submitted and the job ids."""
+    from bench.launch import slurm
+    from bench.launch.executors import LaunchOptions
+    from bench.launch.submit import submit_evaluations
 
-    options = LaunchOptions(slurm=slurm.slurm_config(None, profile), name=f"bench-{folder.name}")
-    with sweep_lock(folder):  # a run a job owns is left alone
-        queue = Queue()
-        ready = [d for d in finished if not run_state(d, queue)["active"]]
-        if not ready:
-            raise BenchError(f"none of the {total} run(s) is trained and free of a running job")
-        tasks = [Task(configs[d], d, train=False) for d in ready]
-        jobs = submit(tasks, folder / "submitit", executor, options)
-    return ready, sorted({job.get("eval_job_id") or job.get("job_id") for job in jobs})
+    submitted = submit_evaluations(configs, folder, executor, LaunchOptions(slurm=slurm.slurm_config(None, profile)))
+    if not submitted:
+        raise BenchError(f"none of the {total} run(s) is trained and free of a running job")
+    return [task.run_dir for task, _ in submitted], sorted(
+        {job.get("eval_job_id") or job.get("job_id") for _, job in submitted}
+    )

@@ -6,7 +6,7 @@ import typer
 def list_registries() -> None:
     """List the registered methods, backbones, datasets and executors."""
     from bench.data.split import DATASETS
-    from bench.launch.jobs import EXECUTORS
+    from bench.launch.executors import EXECUTORS
     from core.method import METHODS
     from core.vit import BACKBONES
 

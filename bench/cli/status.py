@@ -34,7 +34,7 @@ def cancel(
     root: RootOption = Path("runs"),
 ) -> None:
     """Cancel the jobs of a sweep's active runs; `bench sweep` later resumes them from their checkpoints."""
-    from bench.launch.jobs import cancel as cancel_runs
+    from bench.launch.submit import cancel as cancel_runs
     from bench.results.runs import run_dirs
 
     folder = sweep_dir(target, root)

@@ -25,7 +25,7 @@ def sweep(
 ) -> None:
     """Expand a sweep into runs and launch those not done yet (never one twice)."""
     from bench.launch import slurm
-    from bench.launch.jobs import EXECUTORS, LaunchOptions
+    from bench.launch.executors import EXECUTORS, LaunchOptions
     from bench.launch.sweep import load_sweep
 
     if parallel < 1:
@@ -63,8 +63,8 @@ def launch_rounds(spec, root: Path, name: str, options, retry_failed: bool, wait
     """Launch the runs that are ready; with `wait`, wait for them and go again while that makes new runs
     ready (a tuned sweep's headline runs appear once their tuning runs are scored). The runs this
     call submitted, by id (each must end done); None when it returned without waiting."""
-    from bench.launch.jobs import launch
-    from bench.launch.jobs import wait as wait_for
+    from bench.launch.submit import launch
+    from bench.launch.submit import wait as wait_for
 
     where, launched, mine = root / spec.name, set(), {}
     while True:
@@ -105,8 +105,8 @@ def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
     runs that had started as interrupted, say so in one line and exit 130."""
     import signal
 
-    from bench.launch.jobs import cancel as cancel_runs
-    from bench.launch.jobs import submitted_here
+    from bench.launch.submit import cancel as cancel_runs
+    from bench.launch.submit import submitted_here
     from bench.results.runs import run_dirs
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
@@ -126,7 +126,8 @@ def check_ended(name: str, mine: dict[str, Path], file: Path, root: Path) -> Non
     """After running or waiting for a sweep's runs: exit 1 with one line unless every one of them is done."""
     from collections import Counter
 
-    from bench.launch.jobs import Queue, run_state
+    from bench.launch.queue import Queue
+    from bench.runstate import run_state
 
     queue = Queue()
     ended = Counter(run_state(d, queue)["state"] for d in mine.values())

@@ -24,8 +24,10 @@ def train(
     """Train one run in this process, under its budget, then evaluate it."""
     from bench.config.validate import build_config
     from bench.config.yamlio import load_yaml
-    from bench.launch.jobs import Job, Queue, Task, run_state
+    from bench.launch.job import Job, Task
+    from bench.launch.queue import Queue
     from bench.rundir import SUBMISSION, read_json
+    from bench.runstate import run_state
 
     check_folder_option(out, "--out")
     cfg = build_config(load_yaml(config) if config else {}, overrides or [])

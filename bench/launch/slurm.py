@@ -13,7 +13,7 @@ $BENCH_SLURM_PROFILE) overlaid with the sweep's own `slurm:` section:
     array_parallelism: 16    # runs of one sweep training at the same time
     additional: {reservation: ssl}   # any other sbatch option
 
-`bench/launch/jobs.py` submits a sweep as one training array and one evaluation array whose task
+`bench/launch/executors.py` submits a sweep as one training array and one evaluation array whose task
 i starts when training task i has succeeded (`--dependency=aftercorr`). The queue is read
 with one `squeue` call; `sacct` is asked about jobs that have left it when accounting exists.
 """
@@ -24,8 +24,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import submitit
 
 from bench.config.parse import from_dict, merge
 from bench.config.ranges import check_ranges
@@ -104,6 +102,8 @@ def available() -> bool:
 
 def executor(folder: Path, cfg: SlurmConfig, name: str, evaluation: bool, dependency: str | None = None):
     """A submitit SlurmExecutor for a sweep's training jobs, or for its (single-task) evaluations."""
+    import submitit  # here: reading the queue (bench status, the results tables) needs no submitit
+
     missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
     if missing:  # submitit would say so with a RuntimeError, or a FileNotFoundError at the first sbatch
         raise BenchError(

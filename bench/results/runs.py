@@ -80,7 +80,8 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
     left out: one line per damaged run, naming its file, and one per kind — made by another version
     of jepa-bench, or config.yaml changed since the run was made (rundir.config_changed). Never a
     silent mix: those numbers mean something else."""
-    from bench.launch.jobs import Queue, run_state
+    from bench.launch.queue import Queue
+    from bench.runstate import run_state
 
     dirs = run_dirs(sweep_dir) if dirs is None else dirs
     queue, runs, damaged, other_version, edited = Queue(), [], [], [], []

@@ -15,7 +15,7 @@ from bench.results.runs import read_eval, run_dirs
 from bench.rundir import CONFIG, METRICS, is_number, last_record, read_run_config, read_summary
 
 if TYPE_CHECKING:
-    from bench.launch.jobs import Queue  # imported where used: launch pulls in submitit
+    from bench.launch.queue import Queue
 
 STATUS_COLUMNS = ("run", "state", "job", "queue", "step", "progress", "loss", "knn@20", "error")
 
@@ -26,7 +26,7 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
     the wrong shape, config.yaml missing) reads `damaged`, the file named in `error`, and the
     others are shown as ever; `attrs["damaged"]` holds each damaged run's one-line message. The
     configs are not parsed here (a thousand runs in well under a second): collate and eval check them."""
-    from bench.launch.jobs import Queue
+    from bench.launch.queue import Queue
 
     queue, rows, damaged = Queue(), [], []
     for run_dir in run_dirs(sweep_dir):
@@ -42,7 +42,7 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
 
 def status_row(run_dir: Path, queue: "Queue") -> dict:
     """One run's row of status_table; DamagedFile when one of the files it reads is damaged."""
-    from bench.launch.jobs import run_state
+    from bench.runstate import run_state
 
     if not (run_dir / CONFIG).is_file():
         read_run_config(run_dir)  # says which file is missing

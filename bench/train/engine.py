@@ -21,7 +21,7 @@ lost are counted apart (`device_hours_lost`). A checkpoint.pt that cannot be rea
 fit the run, is renamed aside (`checkpoint.pt.damaged`) and training resumes from the previous
 one, saying so; when neither can be read, training stops with one line naming them.
 
-Multi-process training: when torch.distributed is initialised (bench/launch/jobs.py does it from
+Multi-process training: when torch.distributed is initialised (bench/launch/job.py does it from
 the SLURM job's tasks), the model is wrapped in DistributedDataParallel and every process
 trains on its share of the same global batch (`optim.batch_size`), with masks drawn for
 the whole batch, so the run matches a single-process run on that batch, with two exceptions
@@ -64,7 +64,7 @@ def train(
     """Train until the budget is spent (resuming if a checkpoint exists); return the summary.
 
     `stop` is asked after every step; when it says True the step is checkpointed and
-    `Preempted` (bench/train/loop.py) raised (bench/launch/jobs.py turns SLURM's pre-emption signal
+    `Preempted` (bench/train/loop.py) raised (bench/launch/job.py turns SLURM's pre-emption signal
     into it). `on_log` receives every record written to metrics.jsonl (bench/tracking.py sends them to W&B)."""
     run_dir = Path(run_dir)
     where = ranks()
