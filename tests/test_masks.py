@@ -10,6 +10,7 @@ from ijepa.masks import MaskGenerator, mask_statistics, pieces
 VIT_H14 = (16, 16)  # 224 px / patch 14
 
 
+@pytest.mark.slow  # thousands of masks drawn for their statistics
 def test_official_statistics_vit_h14():
     """shared/reference/ijepa.md: targets 35-54 patches, context ≈110 before truncation, ≈67 after."""
     gen = MaskGenerator(VIT_H14, MaskConfig(), seed=0)
@@ -120,6 +121,7 @@ def test_official_truncation_keeps_first_indices_unbiased_any_corner():
     assert 0 < prefixes < len(cut) / 3
 
 
+@pytest.mark.slow  # thousands of masks drawn for their statistics
 def test_unbiased_truncation_favours_no_corner():
     """Over many masks, each corner patch of the grid survives truncation about equally often;
     official truncation keeps the top-left one far more often than the bottom-right one."""
@@ -188,6 +190,7 @@ def test_per_process_truncation_equals_the_official_collator_on_each_share(mode)
     assert longer >= 1  # some share keeps more context than the global cut would
 
 
+@pytest.mark.slow  # thousands of masks drawn for their statistics
 def test_per_process_truncation_keeps_more_context_at_scale():
     """The paper's ViT-H/14 run: batch 2048 on 16 GPUs. Truncating within each GPU's 128 keeps more
     context than truncating over the whole batch (issue 11 measured 70.0 against 58.6 patches)."""
@@ -196,6 +199,7 @@ def test_per_process_truncation_keeps_more_context_at_scale():
     assert per_process["context"] > global_["context"] + 5
 
 
+@pytest.mark.slow  # thousands of masks drawn for their statistics
 def test_embedded_default_geometry_covers_every_patch():
     """32 px Fashion-MNIST with patch 4 (8x8) and unbiased masks: every patch can be context or
     target, and the context keeps a share near the paper's (~27 % at ViT-H/14)."""
