@@ -34,6 +34,7 @@ class RunState(StrEnum):
     CRASHED = "crashed"  # the job that owned it has gone without a word
     CANCELLED = "cancelled"  # `bench cancel`
     INTERRUPTED = "interrupted"  # a Ctrl-C
+    DAMAGED = "damaged"  # a file of its folder cannot be read (bench status shows it; nothing writes it)
 
 
 ACTIVE = (RunState.SUBMITTED, RunState.RUNNING, RunState.REQUEUED, RunState.EVALUATING)  # a job owns the run

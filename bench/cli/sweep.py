@@ -108,11 +108,12 @@ def interrupted(name: str, where: Path, file: Path, root: Path) -> None:
     from bench.launch.submit import cancel as cancel_runs
     from bench.launch.submit import submitted_here
     from bench.results.runs import run_dirs
+    from bench.runstate import RunState
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave jobs half-stopped
     try:
         if ours := submitted_here(run_dirs(where)):
-            cancel_runs(ours, where, reason="interrupted")
+            cancel_runs(ours, where, reason=RunState.INTERRUPTED)
     finally:  # processes started later from this one (a test's, a caller's) must not inherit the ignoring
         signal.signal(signal.SIGINT, previous)
     typer.echo(
@@ -127,11 +128,11 @@ def check_ended(name: str, mine: dict[str, Path], file: Path, root: Path) -> Non
     from collections import Counter
 
     from bench.launch.queue import Queue
-    from bench.runstate import run_state
+    from bench.runstate import RunState, run_state
 
     queue = Queue()
     ended = Counter(run_state(d, queue)["state"] for d in mine.values())
-    bad = {state: n for state, n in sorted(ended.items()) if state != "done"}
+    bad = {state: n for state, n in sorted(ended.items()) if state != RunState.DONE}
     if bad:
         kinds = ", ".join(f"{n} {state}" for state, n in bad.items())
         typer.echo(

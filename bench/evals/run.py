@@ -33,7 +33,7 @@ from bench.evals.lowshot import (
     simclr_indices,
     stratified_subset,
 )
-from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, read_run_config, read_summary, write_json
+from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, is_trained, read_run_config, read_summary, write_json
 from bench.train.checkpoint import load_checkpoint
 from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
@@ -187,7 +187,7 @@ def trained_config(run_dir: Path) -> RunConfig:
     settings it was trained with, and may change its eval section to be evaluated again. An eval.json
     that is not a file is refused here too, before anything is evaluated."""
     summary = read_summary(run_dir)
-    if not (run_dir / CHECKPOINT).is_file() or not summary or summary.get("status") != "done":
+    if not (run_dir / CHECKPOINT).is_file() or not is_trained(summary):
         raise BenchError(f"{run_dir} has no finished training to evaluate (run `bench sweep` or `bench train` first)")
     cfg = read_run_config(run_dir)
     check_version(cfg, str(run_dir))

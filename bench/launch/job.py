@@ -163,7 +163,7 @@ class Job:
             try:
                 on_log = tracker.log if tracker else None
                 stop = lambda: self.signal is not None or self.interrupt  # noqa: E731
-                summary = train(task.config, task.run_dir, stop=stop, on_log=on_log)
+                summary = train(task.config, task.run_dir, stop=stop, on_log=on_log, prepared=True)
             except Preempted:
                 if self.interrupt:  # the step is checkpointed: the run resumes from it
                     raise KeyboardInterrupt from None

@@ -20,6 +20,7 @@ import pandas as pd
 from bench.config.runfile import to_dict
 from bench.config.schema import RunConfig
 from bench.results.runs import RunFiles, eval_columns, read_runs
+from bench.runstate import RunState
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
 GAIN_METRICS = ("knn@20", "linear", "linear_1%")
@@ -72,7 +73,7 @@ def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
         status, error = run.summary["status"], run.summary.get("reason") or run.state.get("error", "")
     else:
         status, error = run.state["state"], run.state.get("error", "")
-    error = error if status in ("failed", "crashed") else ""
+    error = error if status in (RunState.FAILED, RunState.CRASHED) else ""
     row |= {"seed": config["seed"], "role": role, "status": status, "error": error}
     return row
 

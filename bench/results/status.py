@@ -13,6 +13,7 @@ import pandas as pd
 from bench.errors import DamagedFile
 from bench.results.runs import read_eval, run_dirs
 from bench.rundir import CONFIG, METRICS, is_number, last_record, read_run_config, read_summary
+from bench.runstate import RunState
 
 if TYPE_CHECKING:
     from bench.launch.queue import Queue
@@ -34,7 +35,9 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
             rows.append(status_row(run_dir, queue))
         except DamagedFile as e:
             damaged.append(str(e))
-            rows.append({"run": run_dir.name, "state": "damaged", "error": str(e).replace(f"{run_dir}{os.sep}", "")})
+            rows.append(
+                {"run": run_dir.name, "state": RunState.DAMAGED, "error": str(e).replace(f"{run_dir}{os.sep}", "")}
+            )
     table = pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
     table.attrs["damaged"] = damaged
     return table
@@ -50,7 +53,7 @@ def status_row(run_dir: Path, queue: "Queue") -> dict:
     state = run_state(run_dir, queue)  # reads state.json and job.json through their checked readers
     metrics = last_record(run_dir / METRICS)
     evaluation = read_eval(run_dir)
-    job = state.get("eval_job_id") if state["state"] in ("evaluating", "trained") else state.get("job_id")
+    job = state.get("eval_job_id") if state["state"] in (RunState.EVALUATING, RunState.TRAINED) else state.get("job_id")
     return {
         "run": run_dir.name,
         "state": state["state"],
@@ -60,5 +63,5 @@ def status_row(run_dir: Path, queue: "Queue") -> dict:
         "progress": round(metrics["progress"], 3) if is_number(metrics.get("progress")) else 0.0,
         "loss": metrics["loss"] if is_number(metrics.get("loss")) else None,
         "knn@20": evaluation.get("knn@20"),
-        "error": state.get("error", "") if state["state"] in ("failed", "crashed") else "",
+        "error": state.get("error", "") if state["state"] in (RunState.FAILED, RunState.CRASHED) else "",
     }

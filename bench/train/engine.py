@@ -42,7 +42,7 @@ from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig
 from bench.data.datasets import load_split
 from bench.errors import TrainingFailed
-from bench.rundir import METRICS, SUMMARY, prepare_run_dir, read_json, write_json
+from bench.rundir import METRICS, SUMMARY, TRAINED, is_trained, prepare_run_dir, read_json, write_json
 from bench.train.budget import Budget, Spent
 from bench.train.checkpoint import resume_checkpoint, trim_metrics
 from bench.train.clock import StepClock
@@ -59,19 +59,24 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    cfg: RunConfig, run_dir: Path, stop: Callable[[], bool] | None = None, on_log: Callable[[dict], None] | None = None
+    cfg: RunConfig,
+    run_dir: Path,
+    stop: Callable[[], bool] | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    prepared: bool = False,
 ) -> dict:
     """Train until the budget is spent (resuming if a checkpoint exists); return the summary.
 
     `stop` is asked after every step; when it says True the step is checkpointed and
     `Preempted` (bench/train/loop.py) raised (bench/launch/job.py turns SLURM's pre-emption signal
-    into it). `on_log` receives every record written to metrics.jsonl (bench/tracking.py sends them to W&B)."""
+    into it). `on_log` receives every record written to metrics.jsonl (bench/tracking.py sends them to W&B).
+    `prepared`: the caller (bench/launch/job.py) has made the folder and checked its config already."""
     run_dir = Path(run_dir)
     where = ranks()
-    if where.main:
+    if where.main and not prepared:
         prepare_run_dir(cfg, run_dir)
     done = read_json(run_dir / SUMMARY)
-    if done and done.get("status") == "done":
+    if is_trained(done):
         return done
 
     device = select_device(cfg)
@@ -103,7 +108,7 @@ def train(
         if where.main:
             write_json(summary, run_dir / SUMMARY)
         raise
-    summary.update(status="done", compute=budget.summary(len(data)), final_loss=last)
+    summary.update(status=TRAINED, compute=budget.summary(len(data)), final_loss=last)
     if where.main:
         write_json(summary, run_dir / SUMMARY)
         log.info("run %s done: %s", run_dir, summary["compute"])
