@@ -7,7 +7,7 @@ asked for; cuBLAS needs CUBLAS_WORKSPACE_CONFIG for that).
     CUBLAS_WORKSPACE_CONFIG=:4096:8 python scripts/check_resume.py cuda results.json
     python scripts/check_resume.py cpu results.json
 
-The tests do the same on the CPU (tests/test_engine.py); this is for the CUDA path (bf16 autocast,
+The tests do the same on the CPU (tests/train/test_engine.py); this is for the CUDA path (bf16 autocast,
 the checkpoint read onto the CPU, the CUDA generator's state restored), which CI cannot reach.
 """
 

@@ -14,8 +14,8 @@ from bench.results.runs import read_runs
 from bench.results.status import status_table
 from bench.rundir import CONFIG, EVAL, METRICS, STATE, SUBMISSION, SUMMARY, run_id, write_json
 
-from .badinputs import Bad, run_dir
-from .conftest import invoke, tiny_config
+from ..badinputs import Bad, run_dir
+from ..conftest import invoke, tiny_config
 
 
 def write_text(name: str, text: str | bytes, where=run_dir):

@@ -12,8 +12,8 @@ from PIL import Image
 
 from bench.launch.sweep import load_sweep
 
-from .badinputs import Bad, check
-from .conftest import TINY_BASE, invoke, needs_fashion_mnist, write_sweep
+from ..badinputs import Bad, check
+from ..conftest import TINY_BASE, invoke, needs_fashion_mnist, write_sweep
 
 
 def test_help_on_every_command():
@@ -219,7 +219,7 @@ def test_a_bare_sweep_file_name_falls_back_to_jepa_bench_own_sweeps(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     result = invoke("sweep", "demo.yaml", "--dry-run", "--root", "runs")
     assert result.exit_code == 0, result.output
-    used = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+    used = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
     assert result.output.startswith(f"sweep file: {used} (demo.yaml is not a file here)")
     assert not (tmp_path / "runs").exists()
 
@@ -399,10 +399,10 @@ BAD_INPUTS = {
 # ... and the cases that meet each part, defined beside its other tests: damaged run folders (status,
 # eval, collate), launching (sweep, cancel, train), checkpoints and feature caches, collate and report
 def corpus() -> dict:
-    from .test_engine import BAD_ENGINE
-    from .test_launch import BAD_LAUNCH
-    from .test_results import BAD_REPORTS
-    from .test_rundirs import BAD_RUNDIRS
+    from ..launch.test_launch import BAD_LAUNCH
+    from ..launch.test_rundirs import BAD_RUNDIRS
+    from ..results.test_results import BAD_REPORTS
+    from ..train.test_engine import BAD_ENGINE
 
     tables = (BAD_INPUTS, BAD_RUNDIRS, BAD_LAUNCH, BAD_ENGINE, BAD_REPORTS)
     joined = {name: case for table in tables for name, case in table.items()}

@@ -8,7 +8,7 @@ import pytest
 from bench.launch.sweep import load_sweep
 from bench.rundir import RUN_ID
 
-from .conftest import needs_fashion_mnist
+from ..conftest import needs_fashion_mnist
 
 PUBLISHED = ["demo", "compute", "recipes"]  # results/<name>.csv made by sweeps/<name>.yaml
 

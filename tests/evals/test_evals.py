@@ -24,7 +24,7 @@ from bench.evals.lowshot import (
 )
 from bench.train.engine import train
 
-from .conftest import copy_finished
+from ..conftest import copy_finished
 
 FAST = EvalConfig(linear_lrs=(0.1, 1.0), linear_wds=(0.0,), linear_epochs=5, linear_min_steps=100)
 

@@ -46,16 +46,16 @@ from bench.train.loop import Preempted
 from bench.train.methods import build_method
 from core.method import Augmentation
 
-from . import badinputs
-from .badinputs import Bad
-from .conftest import TINY_BASE, TINY_METHODS, invoke, tiny_config, write_sweep
+from .. import badinputs
+from ..badinputs import Bad
+from ..conftest import TINY_BASE, TINY_METHODS, invoke, tiny_config, write_sweep
 
 
 @pytest.mark.parametrize("method", list(TINY_METHODS))
 def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
     """Two processes' batches, put back together along each input's batch dimension, are the
     single process's batch: same images, same crops, same masks. (I-JEPA with truncate=batch: by
-    default each process cuts its masks to the shortest of its own share, tests/test_masks.py.)"""
+    default each process cuts its masks to the shortest of its own share, tests/methods/test_masks.py.)"""
     cfg = tiny_config(method, **({"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}))
     model = build_method(cfg, 1)
     data = load_split(cfg.data, "train")
@@ -125,7 +125,7 @@ def test_a_stop_request_checkpoints_that_step_and_the_run_resumes_exactly(tmp_pa
 
 
 def test_steps_lost_in_a_crash_are_counted_apart(tmp_path, monkeypatch):
-    from .conftest import train_preempted
+    from ..conftest import train_preempted
 
     cfg = tiny_config(**{"budget.value": 8, "log_every": 1, "checkpoint_every_s": 0})
     # every step checkpoints; the 5th save dies: step 5 was logged, then lost and trained again

@@ -25,7 +25,7 @@ from bench.launch.job import Job, Task
 from bench.rundir import CHECKPOINT, STATE, SUMMARY, read_json
 from bench.tracking import EXIT_INTERRUPTED, Tracker, flatten, run_id
 
-from .conftest import invoke, tiny_config
+from ..conftest import invoke, tiny_config
 
 
 class FakeSummary(dict):

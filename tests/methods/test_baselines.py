@@ -21,7 +21,7 @@ from core.clock import Clock
 from core.ema import EMATeacher, contextual_targets
 from core.vit import BACKBONES
 
-from .conftest import TINY_METHODS, train_preempted
+from ..conftest import TINY_METHODS, train_preempted
 
 BASELINES = ("mae", "data2vec", "data2vec_v1")
 

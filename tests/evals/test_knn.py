@@ -79,7 +79,7 @@ x = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
 y = np.arange(50) % 5
 print(knn.knn_top1(x, y, x, y, ks=(1,), use_gpu=False)[1])
 """
-    root = Path(__file__).resolve().parents[1]  # `python -c` imports from its working folder: this checkout
+    root = Path(__file__).resolve().parents[2]  # `python -c` imports from its working folder: this checkout
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip()) == 100.0  # each point is its own nearest neighbour

@@ -14,8 +14,8 @@ from bench.results.leaderboards import leaderboards
 from bench.results.summary import labels, summarize
 from bench.rundir import EVAL, SUMMARY, write_json
 
-from .badinputs import Bad
-from .conftest import invoke, tiny_config
+from ..badinputs import Bad
+from ..conftest import invoke, tiny_config
 
 # (method, budget, seed) -> (k-NN@20, linear, 1 %)
 RESULTS = {

@@ -8,7 +8,7 @@ from core.vit import BACKBONES
 from ijepa.config import IJEPAConfig, MaskConfig
 from ijepa.model import IJEPA
 
-from .conftest import needs_fashion_mnist
+from ..conftest import needs_fashion_mnist
 
 
 def small_ijepa(loss="smooth_l1"):

@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from bench.launch.slurm import SLURM_RANGES, SlurmConfig
 from bench.launch.sweep import load_sweep
 
-from .conftest import needs_fashion_mnist
+from ..conftest import needs_fashion_mnist
 
 
 def test_defaults_and_overrides():
@@ -119,7 +119,7 @@ def test_published_run_ids_stay_stable(name):
     change them (a new CONFIG_VERSION) must come with the tables made again (older tables move to
     results/v2/, which says which version made them). A tuned sweep's headline runs follow from its
     tuning runs' validation scores, read here from the published table."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     rows = list(csv.DictReader((root / f"results/{name}.csv").open()))
     published = {r["run"] for r in rows if r["status"] != "reference"}
     scores = {
@@ -221,7 +221,7 @@ def test_yaml_within_bounds_reads_as_before(loader):
     assert data["z"] == {"a": 5, "c": [1, 2]}  # a key of its own overrides a merged one, as YAML means it
     assert parse_yaml("", loader) is None
     for name in ("demo", "compute", "masks", "recipes", "methods", "baselines"):
-        path = Path(__file__).resolve().parents[1] / f"sweeps/{name}.yaml"
+        path = Path(__file__).resolve().parents[2] / f"sweeps/{name}.yaml"
         assert parse_yaml(path.read_text(), loader) == yaml.safe_load(path.read_text())
 
 

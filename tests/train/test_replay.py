@@ -1,5 +1,5 @@
 """Published runs replay: each method's tiny run writes, step for step, the records that the code
-before issue 14's restructuring wrote (tests/data/replay.json, made by that code on this machine).
+before issue 14's restructuring wrote (tests/fixtures/replay.json, made by that code on this machine).
 Floats within a relative 1e-6, so that another CPU's rounding passes; counts exactly."""
 
 import csv
@@ -14,9 +14,9 @@ from bench.train.engine import train
 from bench.train.loader import StepSampler
 from core.seeding import EPOCHS, INDICES, ITEMS, STEPS, derive_seed
 
-from .conftest import TINY_METHODS, tiny_config
+from ..conftest import TINY_METHODS, tiny_config
 
-REPLAY = json.loads((Path(__file__).parent / "data" / "replay.json").read_text())
+REPLAY = json.loads((Path(__file__).parents[1] / "fixtures" / "replay.json").read_text())
 KEYS = ("step", "progress", "loss", "lr", "wd", "ema", "images", "flops")
 
 
@@ -49,7 +49,7 @@ def test_data2vec_records_every_part_of_its_output(tmp_path):
 def published_runs() -> list[dict]:
     """Every trained run in results/: its steps and epochs."""
     rows = []
-    for path in sorted((Path(__file__).parents[1] / "results").rglob("*.csv")):
+    for path in sorted((Path(__file__).parents[2] / "results").rglob("*.csv")):
         with path.open() as f:
             rows += [r for r in csv.DictReader(f) if r.get("steps") and r.get("epochs")]
     return rows

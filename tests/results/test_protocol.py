@@ -18,7 +18,7 @@ from bench.results.summary import summarize, welch_p
 from bench.rundir import EVAL, SUMMARY, write_json
 from bench.train.engine import train
 
-from .conftest import TINY_EVAL, tiny_config
+from ..conftest import TINY_EVAL, tiny_config
 
 # --- tuning ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from bench.rundir import CHECKPOINT, METRICS, STATE, SUBMISSION, SUMMARY, last_r
 from bench.runstate import run_state
 from bench.train import engine
 
-from .conftest import TINY_BASE, invoke, write_sweep
+from ..conftest import TINY_BASE, invoke, write_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

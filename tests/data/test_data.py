@@ -16,7 +16,7 @@ from bench.data.transforms import Transformed, eval_transform, train_transform
 from bench.errors import BenchError
 from core.method import Augmentation
 
-from .conftest import needs_fashion_mnist
+from ..conftest import needs_fashion_mnist
 
 
 def write_idx(path, array):

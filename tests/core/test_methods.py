@@ -18,9 +18,9 @@ from core.method import METHODS, Augmentation, InputSampler, Method, MethodSpec,
 from core.ranges import COUNT
 from core.registry import Registry
 
-from .conftest import TINY_METHODS, tiny_config
+from ..conftest import TINY_METHODS, tiny_config
 
-REPLAY = json.loads((Path(__file__).parent / "data" / "replay.json").read_text())
+REPLAY = json.loads((Path(__file__).parents[1] / "fixtures" / "replay.json").read_text())
 
 
 def sections(cls: type) -> list[str]:
@@ -106,7 +106,7 @@ THROWAWAY = MethodSpec(
 
 def test_a_method_added_later_changes_no_run_id(tmp_path):
     """A new method's section is in RunConfig but never in another method's config.yaml or hash: the
-    default configs and tiny runs hash as tests/data/replay.json recorded them before any change
+    default configs and tiny runs hash as tests/fixtures/replay.json recorded them before any change
     (no dataset needed), and a config.yaml written with it present is byte-identical."""
     with METHODS.registered("throwaway", THROWAWAY):
         extended = run_config_class()

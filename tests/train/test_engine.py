@@ -15,8 +15,8 @@ from bench.train.loop import Preempted
 from core.clock import Clock, scale_momentum
 from ijepa.model import IJEPA
 
-from .badinputs import Bad
-from .conftest import copy_finished, invoke, tiny_config, train_preempted
+from ..badinputs import Bad
+from ..conftest import copy_finished, invoke, tiny_config, train_preempted
 
 
 def metrics(run_dir):
@@ -400,7 +400,7 @@ def test_a_checkpoint_missing_after_a_crash_between_renames_resumes_from_the_pre
 def test_no_readable_checkpoint_stops_training_with_one_line_and_touches_nothing(
     latest, previous, words, stopped, tmp_path
 ):
-    from .badinputs import snapshot
+    from ..badinputs import snapshot
 
     run = copy_run(stopped, tmp_path)
     for name, damage in (("checkpoint.pt", latest), ("checkpoint.prev.pt", previous)):
@@ -416,7 +416,7 @@ def test_no_readable_checkpoint_stops_training_with_one_line_and_touches_nothing
 def test_bench_train_on_a_run_whose_only_checkpoint_is_damaged_says_so_in_one_line(stopped, tmp_path):
     """Through the CLI: exit 2, one line; the checkpoints and records stay as they were (the launcher's
     state.json records the failure)."""
-    from .badinputs import snapshot
+    from ..badinputs import snapshot
 
     run = copy_run(stopped, tmp_path)
     (run / "checkpoint.prev.pt").unlink()
@@ -491,7 +491,7 @@ def test_trimming_drops_lines_a_crash_cut_and_refuses_a_folder(tmp_path):
 
 def in_run(name, spoil):
     """A corpus setup: `spoil` the file `name` of the template's run."""
-    from .badinputs import run_dir
+    from ..badinputs import run_dir
 
     return lambda tmp: spoil(run_dir(tmp) / name)
 
