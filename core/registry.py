@@ -54,6 +54,17 @@ class Registry(Generic[T]):
         finally:
             self._items.pop(name, None)
 
+    @contextmanager
+    def replaced(self, name: str, obj: T) -> Iterator[T]:
+        """`obj` registered under `name` in place of what is there, inside the block; the old entry
+        back after it whatever happens (a test wrapping a registered function)."""
+        old = self.unregister(name)
+        try:
+            with self.registered(name, obj):
+                yield obj
+        finally:
+            self._items[name] = old
+
     def get(self, name: str) -> T:
         if name not in self._items:
             raise BenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(sorted(self._items))}")

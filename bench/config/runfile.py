@@ -16,6 +16,7 @@ import yaml
 from bench.config.parse import from_dict
 from bench.config.schema import SHARED, RunConfig
 from bench.config.yamlio import load_yaml
+from bench.files import write_text
 
 
 def to_dict(cfg: RunConfig) -> dict:
@@ -57,7 +58,7 @@ def training_hash(cfg: RunConfig) -> str:
 
 def write_config(cfg: RunConfig, path: Path) -> None:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: ten times faster for big sweeps
-    path.write_text(yaml.dump(to_dict(cfg), Dumper=dumper, sort_keys=False))
+    write_text(path, yaml.dump(to_dict(cfg), Dumper=dumper, sort_keys=False))
 
 
 def read_config(path: Path) -> RunConfig:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.files import write_text
 from bench.results.collate import GAIN_METRICS
 from bench.results.compute import compute_table
 from bench.results.summary import summarize
@@ -90,11 +91,11 @@ def write_leaderboards(tables: dict[str, pd.DataFrame], stem: Path, title: str, 
     write_csv(tables["runs"], paths[0])
     write_csv(tables["summary"], paths[1])
     write_csv(tables["compute"], paths[2])
-    paths[3].write_text(markdown_report(tables, title, metric))
+    write_text(paths[3], markdown_report(tables, title, metric))
     return paths
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     """6 significant digits: integers print as integers even in columns with empty cells."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.6g")
+    write_text(path, table.to_csv(index=False, float_format="%.6g"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.files import write_text
 from bench.results import plots
 from bench.results.leaderboards import markdown_report, write_leaderboards
 
@@ -35,10 +36,10 @@ def write_report(tables: dict[str, pd.DataFrame], dest: Path, title: str, metric
     pngs = [p for p in make_plots(tables, dest, metric) if p.suffix == ".png"]
     if fmt == "md":
         path = dest / "report.md"
-        path.write_text(markdown_report(tables, title, metric, [p.name for p in pngs]))
+        write_text(path, markdown_report(tables, title, metric, [p.name for p in pngs]))
         return path
     path = dest / "report.html"
-    path.write_text(html_report(tables, title, metric, pngs))
+    write_text(path, html_report(tables, title, metric, pngs))
     return path
 
 

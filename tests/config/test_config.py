@@ -164,15 +164,11 @@ def test_a_dataset_is_scanned_once_per_process(monkeypatch):
     calls = []
     monkeypatch.setattr(data, "_scanned", {})
     real = data.SCANS.get("synthetic")
-    monkeypatch.setitem(data.SCANS._items, "synthetic", lambda cfg: calls.append(cfg) or real(cfg))
-    for seed in range(5):
-        tiny = {
-            "data": {"name": "synthetic", "image_size": 16},
-            "backbone": "vit_nano_patch4",
-            "ijepa.mask.min_keep": 0,
-        }
-        build_config(tiny | {"seed": seed})
-    assert len(calls) == 1
+    tiny = {"data": {"name": "synthetic", "image_size": 16}, "backbone": "vit_nano_patch4", "ijepa.mask.min_keep": 0}
+    with data.SCANS.replaced("synthetic", lambda cfg: calls.append(cfg) or real(cfg)):
+        for seed in range(5):
+            build_config(tiny | {"seed": seed})
+    assert len(calls) == 1 and data.SCANS.get("synthetic") is real
 
 
 # --- bounded YAML (bench/config/yamlio.py) ------------------------------------------------------------

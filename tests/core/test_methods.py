@@ -151,3 +151,12 @@ def test_registries_add_and_remove_for_a_test():
     assert things.unregister("a") == 1 and things.names() == []
     with pytest.raises(BenchError, match="unknown thing 'a'"):
         things.unregister("a")
+
+
+def test_a_replaced_entry_comes_back_after_the_block():
+    things: Registry[int] = Registry("thing")
+    things.add("a", 1)
+    with pytest.raises(RuntimeError), things.replaced("a", 2):
+        assert things.get("a") == 2
+        raise RuntimeError("a failing test")
+    assert things.get("a") == 1
