@@ -24,11 +24,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.config.runfile import config_hash, read_config, training_hash, write_config
-from bench.config.schema import RunConfig, check_version
 from bench.errors import BenchError, DamagedFile
 from bench.files import write_text
+
+if TYPE_CHECKING:  # the config modules import the methods, so torch: imported where a config is read or made
+    from bench.config.schema import RunConfig
 
 CONFIG, SUBMISSION, STATE = "config.yaml", "job.json", "state.json"
 METRICS, CHECKPOINT, SUMMARY, EVAL = "metrics.jsonl", "checkpoint.pt", "summary.json", "eval.json"
@@ -39,15 +41,17 @@ REDO = "restore it, or delete its run folder to redo the run"
 TRAINED = "done"  # summary.json's status once training has finished (the engine writes it)
 
 
-def run_id(cfg: RunConfig) -> str:
+def run_id(cfg: "RunConfig") -> str:
     """A run's id, the name of its folder in a sweep: its method and the hash of its resolved config."""
+    from bench.config.runfile import config_hash
+
     return f"{cfg.method}-{config_hash(cfg)}"
 
 
 @dataclass(frozen=True)
 class RunDir:
     """One run folder: the path of each of its files (`RunDir(p).summary` is p/summary.json), its checked
-    readers, whether its run is trained, and making it (`prepare`)."""
+    whether its run is trained, and making it (`prepare`)."""
 
     path: Path
 
@@ -59,23 +63,11 @@ class RunDir:
     summary = property(lambda self: self.path / SUMMARY)
     eval = property(lambda self: self.path / EVAL)
 
-    def read_state(self) -> dict | None:
-        return read_state(self.path)
-
-    def read_submission(self) -> dict | None:
-        return read_submission(self.path)
-
-    def read_summary(self) -> dict | None:
-        return read_summary(self.path)
-
-    def read_config(self) -> RunConfig:
-        return read_run_config(self.path)
-
     def trained(self) -> bool:
         """Whether its training has finished (summary.json says so); DamagedFile for a damaged summary."""
         return is_trained(read_summary(self.path))
 
-    def prepare(self, cfg: RunConfig) -> None:
+    def prepare(self, cfg: "RunConfig") -> None:
         """Create the folder and write the config; refuse a folder made with another config."""
         prepare_run_dir(cfg, self.path)
 
@@ -164,10 +156,12 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
+def read_run_config(run_dir: Path) -> "RunConfig":
     """The run's config.yaml; DamagedFile naming it when it is missing or is no config (malformed,
     not UTF-8, an unknown key, a value of the wrong type). A config of another version is returned:
     each caller refuses it (check_version) in its own words."""
+    from bench.config.runfile import read_config
+
     path = run_dir / CONFIG
     if not path.is_file():
         raise DamagedFile(f"{path} is {'not a file' if path.exists() else 'missing'}: {REDO}")
@@ -216,12 +210,14 @@ def last_line(path: Path | str | None, tail: int = 4096) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
-def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
+def config_changed(run_dir: Path, cfg: "RunConfig") -> str | None:
     """Why `cfg` (the run's config.yaml) is not the config the run was made with, with what to do;
     None when it is. A folder named like a run id must still hash to it: the id is the hash of the
     whole config, the eval section too, so its eval.json always scores the config its name says.
     A folder of another name (`bench train --out`) must have the training settings summary.json
     recorded once trained (`train_config_hash`): its eval section may be edited and evaluated again."""
+    from bench.config.runfile import training_hash
+
     summary = read_summary(run_dir) or {}
     recorded = summary.get("train_config_hash")
     name = Path(run_dir).resolve().name  # `bench eval .` inside a run folder is checked by its id too
@@ -248,8 +244,11 @@ def config_changed(run_dir: Path, cfg: RunConfig) -> str | None:
     return None
 
 
-def prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
+def prepare_run_dir(cfg: "RunConfig", run_dir: Path) -> None:
     """Create the folder and write the config; refuse to resume a folder made with another config."""
+    from bench.config.runfile import config_hash, write_config
+    from bench.config.schema import check_version
+
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG
     if path.is_file():

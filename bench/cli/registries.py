@@ -5,7 +5,8 @@ import typer
 
 def list_registries() -> None:
     """List the registered methods, backbones, datasets and executors."""
-    from bench.data.split import DATASETS
+    import bench.config.schema  # noqa: F401  registers the methods
+    from bench.data.datasets import DATASETS  # registers the datasets
     from bench.launch.executors import EXECUTORS
     from core.method import METHODS
     from core.vit import BACKBONES

@@ -25,8 +25,6 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config.parse import from_dict, merge
-from bench.config.ranges import check_ranges
 from bench.config.yamlio import load_yaml
 from bench.errors import BenchError
 from core.ranges import COUNT, NON_NEGATIVE, POSITIVE
@@ -88,6 +86,9 @@ SLURM_RANGES = {
 
 def slurm_config(section: dict | None = None, profile: Path | None = None) -> SlurmConfig:
     """A cluster profile (YAML of SlurmConfig keys) overlaid with a sweep's `slurm:` section."""
+    from bench.config.parse import from_dict, merge  # here: they import the methods (torch); bench status reads
+    from bench.config.ranges import check_ranges  # the queue through this module without them
+
     data = load_yaml(profile, "SLURM profile") if profile else {}
     if section is not None and not isinstance(section, dict):
         raise BenchError("slurm must be a mapping of SLURM parameters, e.g. {partition: gpu, gpus_per_node: 8}")

@@ -8,9 +8,13 @@ record into the columns of the tables.
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.config.schema import CONFIG_VERSION, RunConfig
 from bench.errors import BenchError, DamagedFile
+
+if TYPE_CHECKING:  # the config modules import the methods, so torch: bench status does without them
+    from bench.config.schema import RunConfig
+
 from bench.rundir import EVAL, RUN_FILES, config_changed, is_number, read_json, read_run_config, read_summary
 
 
@@ -69,7 +73,7 @@ class RunFiles:
     """What the tables read of one run folder, read once and checked."""
 
     run_dir: Path
-    config: RunConfig
+    config: "RunConfig"
     summary: dict  # summary.json ({} before training ends)
     state: dict  # launch.run_state: where it stands, as `bench status` says
     evaluation: dict  # eval.json's columns
@@ -80,6 +84,7 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
     left out: one line per damaged run, naming its file, and one per kind — made by another version
     of jepa-bench, or config.yaml changed since the run was made (rundir.config_changed). Never a
     silent mix: those numbers mean something else."""
+    from bench.config.schema import CONFIG_VERSION
     from bench.launch.queue import Queue
     from bench.runstate import run_state
 

@@ -3,6 +3,8 @@
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -422,3 +424,25 @@ def test_the_corpus_covers_every_command():
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_path, monkeypatch):
     check(BAD[case], bad_template, tmp_path, monkeypatch)
+
+
+def test_bench_list_names_every_registered_method_backbone_dataset_and_executor():
+    bench = str(Path(sys.executable).parent / "bench")  # a fresh process: registrations no test made
+    lines = subprocess.run([bench, "list"], capture_output=True, text=True, timeout=120).stdout.splitlines()
+    assert lines[0] == "methods: data2vec, data2vec_v1, ijepa, mae"
+    assert "vit_nano_patch4" in lines[1] and lines[2] == "datasets: fashion-mnist, imagefolder, synthetic"
+    assert lines[3] == "executors: debug, local, slurm"
+
+
+def test_bench_status_reads_a_sweep_without_torch(finished_run, tmp_path):
+    """`bench status` over a thousand runs must stay well under a second: it imports neither torch nor
+    the methods (a fresh interpreter, so that no other test's imports count)."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(finished_run, sweep / finished_run.name)
+    code = (
+        "import sys; from typer.testing import CliRunner; from bench.cli import app; "
+        f"r = CliRunner().invoke(app, ['status', {str(sweep)!r}]); "
+        "print(r.exit_code, sorted(m for m in ('torch', 'timm', 'submitit', 'ijepa') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split("\n")[-2] == "0 []", out.stdout + out.stderr
