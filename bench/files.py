@@ -13,8 +13,10 @@ from typing import BinaryIO
 from bench.errors import DamagedFile
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None], keep: Path | None = None) -> None:
-    """`write(file)` into a temporary file beside `path`, fsynced, then renamed over `path`. `keep`: the
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], keep: Path | None = None, sync: bool = True) -> None:
+    """`write(file)` into a temporary file beside `path`, then renamed over `path`. `sync`: fsynced first,
+    so that a machine crash cannot leave the renamed file empty (checkpoints, caches: worth 1-2 ms a
+    file; the small JSON and YAML files a submission writes by the thousand are not). `keep`: the
     file it replaces is moved there at the moment it is replaced. A failed write (OSError: a full disk,
     a quota) leaves no temporary file and every old file as it was."""
     path = Path(path)
@@ -22,8 +24,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], keep: Path | Non
     try:
         with tmp.open("wb") as f:  # through a Python file, a full disk is an OSError, not torch's RuntimeError
             write(f)
-            f.flush()
-            os.fsync(f.fileno())  # else a machine crash can leave the renamed file empty
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())  # else a machine crash can leave the renamed file empty
     except BaseException:
         tmp.unlink(missing_ok=True)  # the space it took: the error message has to be written somewhere
         raise
@@ -33,7 +36,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], keep: Path | Non
 
 
 def write_text(path: Path, text: str) -> None:
-    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    """Atomically, without fsync: JSON, YAML, CSV, Markdown (a crash loses at most this write)."""
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")), sync=False)
 
 
 def save_torch(obj: object, path: Path, keep: Path | None = None) -> None:

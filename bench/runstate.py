@@ -39,7 +39,6 @@ class RunState(StrEnum):
 
 ACTIVE = (RunState.SUBMITTED, RunState.RUNNING, RunState.REQUEUED, RunState.EVALUATING)  # a job owns the run
 STOPPED = (RunState.CANCELLED, RunState.INTERRUPTED)  # stopped on request; `bench sweep` resubmits and resumes them
-FINISHED = (RunState.DONE, RunState.FAILED, RunState.CRASHED, *STOPPED)
 
 # the jobs whose life decides whether a run in a state still has an owner
 WATCHED = {

@@ -12,9 +12,9 @@ the registry — the method's config section, its optimizer recipe, its paper ru
         recipe={"lr": 1.5e-4, ...}, ranges={"mask_ratio": FRACTION, ...}, cls_token=True,
     ))
 
-One training loop trains every method (bench/train/engine.py), per optimizer step:
+One training loop trains every method (bench/train/loop.py `step`), per optimizer step:
 
-    batch = {"images": (B, C, H, W), "labels": (B,), "step": int, **input_sampler()(B, step)}
+    batch = {"images": (B, C, H, W), "labels": (B,), "step": int, **sampler.process_share(B, step, rank, world)}
     out = method(batch)                 # {"loss": scalar tensor, **parts}
     out["loss"].backward(); optimizer.step()
     method.after_step(clock)            # EMA update; returns the momentum (or None)

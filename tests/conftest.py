@@ -139,7 +139,7 @@ def write_sweep(path, **changes):
 
 
 def invoke(*args):
-    from bench.cli import app
+    from bench.cli.main import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 

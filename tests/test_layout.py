@@ -40,8 +40,20 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Module -> the project modules importing it runs: those it imports, and for each of them the
+    packages above it (importing a.b.c runs a/__init__.py and a/b/__init__.py first)."""
     found = modules()
-    return {name: imported(name, path, set(found)) for name, path in found.items()}
+    edges = {}
+    for name, path in found.items():
+        targets = imported(name, path, set(found))
+        parents = {".".join(t.split(".")[:i]) for t in targets for i in range(1, t.count(".") + 1)}
+        edges[name] = (targets | parents) & set(found) - {name, *ancestors(name)}
+    return edges
+
+
+def ancestors(name: str) -> set[str]:
+    """A module's own packages: importing it has run them already, so they are no edge of its."""
+    return {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
 
 
 def test_the_module_graph_has_no_cycle():

@@ -1,4 +1,4 @@
-"""The `bench` command: the app, and which module holds each of its commands.
+"""The `bench` command (bench/cli/main.py holds the app and its commands, a module per group).
 
     bench sweep sweeps/masks.yaml     # launch a sweep (returns at once; --wait to block); masks.yaml: the same
     bench status sweeps/masks.yaml    # where every run stands
@@ -18,26 +18,3 @@ The commands parse their options, call the packages that decide (bench.launch, b
 bench.evals) and print; each module imports what it needs when it runs, so that `bench --help`
 stays quick.
 """
-
-import typer
-
-from bench.cli import evaluate, leaderboards, registries, status, sweep, train
-
-app = typer.Typer(
-    help="Pre-train I-JEPA and its baselines under equal compute budgets; evaluate and compare them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command()(sweep.sweep)
-app.command()(status.status)
-app.command()(status.cancel)
-app.command()(leaderboards.collate)
-app.command()(leaderboards.report)
-app.command("eval")(evaluate.evaluate)
-app.command()(train.train)
-app.command("list")(registries.list_registries)
-
-
-def main() -> None:
-    app()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bench.errors import BenchError, TrainingFailed
+from bench.launch.slurm import PROFILE_ENV
 
 RootOption = Annotated[
     Path, typer.Option("--root", envvar="BENCH_ROOT", help="Folder holding one sub-folder per sweep.")
@@ -15,9 +16,7 @@ RootOption = Annotated[
 TargetArgument = Annotated[str, typer.Argument(help="Sweep file, sweep folder or sweep name.")]
 ProfileOption = Annotated[
     Path | None,
-    typer.Option(
-        "--profile", envvar="BENCH_SLURM_PROFILE", help="SLURM cluster profile (YAML: partition, account, ...)."
-    ),
+    typer.Option("--profile", envvar=PROFILE_ENV, help="SLURM cluster profile (YAML: partition, account, ...)."),
 ]
 MetricOption = Annotated[
     str,

@@ -2,9 +2,9 @@
 
 A run's config is the shared sections below plus one section per registered method, named after
 it (core/method.py `METHODS`; importing the method modules here registers them): RunConfig is made
-from the registry, so adding a method adds its section without an edit here. The config written
-into a run folder and hashed into its id holds the shared fields and the section of the run's own
-method only (bench/config/runfile.py), so adding a method never changes another's run ids.
+from the registry, so a new method's section needs one import line here (below) and no other edit.
+The config written into a run folder and hashed into its id holds the shared fields and the
+section of the run's own method only (bench/config/runfile.py), so adding a method never changes another's run ids.
 
 The rest of the package: bench/config/parse.py builds a RunConfig from YAML and dotted overrides
 (`optim.lr=5e-4`), bench/config/ranges.py holds every number's range, bench/config/validate.py the

@@ -5,10 +5,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from bench.data.split import Split
-from core.method import Augmentation
+from core.method import INTERPOLATIONS, Augmentation
 
-# torchvision's modes for core.method.Augmentation.interpolation
-INTERPOLATIONS = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
+# torchvision's mode for each of core.method's interpolations
+MODES = {name: v2.InterpolationMode[name.upper()] for name in INTERPOLATIONS}
 
 
 def train_transform(data: Split, size: int, aug: Augmentation = Augmentation()) -> v2.Compose:
@@ -17,7 +17,7 @@ def train_transform(data: Split, size: int, aug: Augmentation = Augmentation()) 
         ops.append(v2.ColorJitter(aug.color_jitter, aug.color_jitter, aug.color_jitter))
     if aug.hflip:
         ops.append(v2.RandomHorizontalFlip())
-    interpolation = INTERPOLATIONS[aug.interpolation]
+    interpolation = MODES[aug.interpolation]
     ops.append(v2.RandomResizedCrop(size, scale=aug.crop_scale, interpolation=interpolation, antialias=True))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(data.mean, data.std)]
     return v2.Compose(ops)

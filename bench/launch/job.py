@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import submitit
@@ -227,8 +227,10 @@ class Job:
                 signal.signal(signum, handler)
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on pre-emption/timeout: resubmit; each run resumes from its checkpoint."""
+        """Called by submitit on pre-emption/timeout: resubmit; each run resumes from its checkpoint. The
+        requeued job checks each folder again when it starts (a config.yaml edited or lost in the queue)."""
         for task in self.tasks:
             if (read_json(task.run_dir / STATE) or {}).get("state") == RunState.RUNNING:
                 self.state(task.run_dir, RunState.REQUEUED)
-        return submitit.helpers.DelayedSubmission(Job(self.tasks, self.token, self.threads))
+        tasks = [replace(task, prepared=False) for task in self.tasks]
+        return submitit.helpers.DelayedSubmission(Job(tasks, self.token, self.threads))

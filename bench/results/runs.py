@@ -75,7 +75,7 @@ class RunFiles:
     run_dir: Path
     config: "RunConfig"
     summary: dict  # summary.json ({} before training ends)
-    state: dict  # launch.run_state: where it stands, as `bench status` says
+    state: dict  # runstate.run_state: where it stands, as `bench status` says
     evaluation: dict  # eval.json's columns
 
 

@@ -39,10 +39,15 @@ class LossWindow:
 
 
 def part_names(out: dict) -> list[str]:
-    """The parts of a method's output: every key but "loss" whose value is one number."""
-    return [
-        k for k, v in out.items() if k != "loss" and (type(v) in (int, float) or torch.is_tensor(v) and v.numel() == 1)
-    ]
+    """The parts of a method's output: every key but "loss". Each must be one number (all are logged):
+    a method returning anything else is a method to fix, said at its first step."""
+    names = [k for k in out if k != "loss"]
+    for k in names:
+        v = out[k]
+        if not (type(v) in (int, float) or torch.is_tensor(v) and v.numel() == 1):
+            shape = tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
+            raise TypeError(f"forward returned {k!r} of {shape}: every part of its output must be one number")
+    return names
 
 
 class Window:

@@ -440,7 +440,7 @@ def test_bench_status_reads_a_sweep_without_torch(finished_run, tmp_path):
     sweep = tmp_path / "sweep"
     shutil.copytree(finished_run, sweep / finished_run.name)
     code = (
-        "import sys; from typer.testing import CliRunner; from bench.cli import app; "
+        "import sys; from typer.testing import CliRunner; from bench.cli.main import app; "
         f"r = CliRunner().invoke(app, ['status', {str(sweep)!r}]); "
         "print(r.exit_code, sorted(m for m in ('torch', 'timm', 'submitit', 'ijepa') if m in sys.modules))"
     )

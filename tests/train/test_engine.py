@@ -547,10 +547,9 @@ def test_the_window_averages_every_part_and_resumes_from_its_checkpointed_sums()
     from bench.train.records import LossWindow, Window
 
     cpu = torch.device("cpu")
-    outs = [
-        {"loss": torch.tensor(float(i)), "patch_loss": torch.tensor(2.0 * i), "mask": torch.zeros(3)}
-        for i in (1, 2, 3, 4)
-    ]
+    outs = [{"loss": torch.tensor(float(i)), "patch_loss": torch.tensor(2.0 * i)} for i in (1, 2, 3, 4)]
+    with pytest.raises(TypeError, match=r"'mask' of \(3,\): every part of its output must be one number"):
+        Window(LossWindow(), cpu).add(outs[0] | {"mask": torch.zeros(3)})  # a part would be lost: said at once
     straight = Window(LossWindow(), cpu)
     for out in outs[:2]:
         straight.add(out)

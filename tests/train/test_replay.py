@@ -79,7 +79,7 @@ def test_published_runs_get_the_seeds_they_were_trained_with():
 
 def test_seeds_no_longer_collide_past_the_linear_range():
     """The linear mix gave seed 0 at epoch 7919 seed 1's epoch 0, and so its data order."""
-    assert 0 * 7_919 + 7_919 == 1 * 7_919 + 0  # the collision the linear formula had
+    # the linear formula: 0 * 7_919 + 7_919 == 1 * 7_919 + 0
     assert derive_seed(0, 7_919, EPOCHS) != derive_seed(1, 0, EPOCHS)
     order = [next(iter(StepSampler(512, 16, seed, 32 * epoch))) for seed, epoch in ((0, 7_919), (1, 0))]
     assert [i for _, i in order[0]] != [i for _, i in order[1]]

@@ -18,7 +18,7 @@ import torch
 import typer
 import yaml
 
-from bench.cli import app
+from bench.cli.main import app
 from bench.config.runfile import to_dict
 from bench.errors import BenchError
 from bench.launch.job import Job, Task
