@@ -23,6 +23,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,14 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 RUN_FILES = (CONFIG, SUBMISSION, STATE, METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, SUMMARY, EVAL)
 RUN_ID = re.compile(r"[a-z0-9_]+-[0-9a-f]{10}")  # how bench sweep names a run folder: <method>-<10 hex>
 REDO = "restore it, or delete its run folder to redo the run"
-TRAINED = "done"  # summary.json's status once training has finished (the engine writes it)
+
+
+class TrainingStatus(StrEnum):
+    """summary.json's `status`, written by the engine (str-valued: the file and the tables read the same)."""
+
+    RUNNING = "running"
+    DONE = "done"  # training finished: the run can be evaluated
+    FAILED = "failed"  # its `reason` says why
 
 
 def run_id(cfg: "RunConfig") -> str:
@@ -74,7 +82,7 @@ class RunDir:
 
 def is_trained(summary: dict | None) -> bool:
     """Whether a run whose summary.json holds `summary` (None: none yet) has finished its training."""
-    return (summary or {}).get("status") == TRAINED
+    return (summary or {}).get("status") == TrainingStatus.DONE
 
 
 def write_json(obj: dict, path: Path) -> None:

@@ -45,7 +45,7 @@ from bench.config.schema import RunConfig
 from bench.config.validate import build_config
 from bench.errors import DamagedFile
 from bench.launch.sweepfile import SweepSpec, budget_value, read_spec
-from bench.rundir import EVAL, REDO, SUMMARY, read_json, run_id
+from bench.rundir import EVAL, REDO, SUMMARY, TrainingStatus, read_json, run_id
 
 INIT_KEYS = ("method", "backbone", "data")  # a random_init run keeps only these of its grid point
 TUNE_SCORE = "knn@20"  # of eval.json's "val": k-NN top-1 on the split held out of the training images
@@ -106,7 +106,7 @@ def tuning_score(run_dir: Path) -> float | None:
     """The validation score of a tuning run; -inf when its training failed (a diverged setting is
     never selected); None while it is not scored yet."""
     summary = read_json(run_dir / SUMMARY) or {}
-    if summary.get("status") == "failed":
+    if summary.get("status") == TrainingStatus.FAILED:
         return -math.inf
     record = read_json(run_dir / EVAL) or {}
     score = record.get("val", {}).get(TUNE_SCORE) if isinstance(record.get("val", {}), dict) else "?"

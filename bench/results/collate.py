@@ -20,6 +20,7 @@ import pandas as pd
 from bench.config.runfile import to_dict
 from bench.config.schema import RunConfig
 from bench.results.runs import RunFiles, eval_columns, read_runs
+from bench.rundir import TrainingStatus
 from bench.runstate import RunState
 
 FIXED_COLUMNS = ("method", "backbone", "seed", "budget.kind", "budget.value", "eval.scope")
@@ -136,7 +137,7 @@ def add_gains(table: pd.DataFrame) -> pd.DataFrame:
         return table
     shape = [k for k in table.attrs.get("varied", []) if k.startswith("data.")]  # init runs exist per data.*
     keys = [k for k in ("method", "backbone", "encoder", "seed", *shape) if k in table]
-    inits = table[(table["role"] == "init") & (table["status"] == "done")].drop_duplicates(keys)
+    inits = table[(table["role"] == "init") & (table["status"] == TrainingStatus.DONE)].drop_duplicates(keys)
     metrics = [m for m in GAIN_METRICS if m in table]
     merged = table[keys].merge(inits[keys + metrics], on=keys, how="left", suffixes=("", "_init"))
     for m in metrics:

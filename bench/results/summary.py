@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results.collate import GAIN_METRICS
+from bench.rundir import TrainingStatus
 
 NOISE_STDS = 2.0  # a gain is within noise when |mean| <= 2 std over seeds
 TIE_P = 0.05  # adjacent configurations are tied when Welch's t-test gives p >= 0.05
@@ -65,7 +66,7 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     group = [c for c in table.attrs.get("group", ["method"]) if c in table]
     if "role" in table:
         group = [*group, "role"]
-    runs = table[table["status"] == "done"].copy()  # a run still training or failed has no final compute
+    runs = table[table["status"] == TrainingStatus.DONE].copy()  # a run still training or failed has no final compute
     # a diverged tuning run spent its compute too (its summary records it)
     tuning = table[(table["role"] == "tuning") & table["flops"].notna()] if "role" in table else runs.iloc[0:0]
     if "role" in runs:

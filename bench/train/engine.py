@@ -42,7 +42,7 @@ from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig
 from bench.data.datasets import load_split
 from bench.errors import TrainingFailed
-from bench.rundir import METRICS, SUMMARY, TRAINED, is_trained, prepare_run_dir, read_json, write_json
+from bench.rundir import METRICS, SUMMARY, TrainingStatus, is_trained, prepare_run_dir, read_json, write_json
 from bench.train.budget import Budget, Spent
 from bench.train.checkpoint import resume_checkpoint, trim_metrics
 from bench.train.clock import StepClock
@@ -90,7 +90,7 @@ def train(
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
     loader = training_loader(cfg, data, method, sampler, where, pin=device.type == "cuda")
     summary = {
-        "status": "running",
+        "status": TrainingStatus.RUNNING,
         "train_config_hash": train_hash,  # evaluation refuses a config.yaml whose training part changed
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
@@ -104,11 +104,11 @@ def train(
             paper_updates = METHODS.get(cfg.method).paper_run.updates
             last = run_loop(Run(cfg, run_dir, method, *parts, clock, metrics, stop, train_hash, paper_updates))
     except TrainingFailed as e:
-        summary.update(status="failed", reason=str(e), compute=budget.summary(len(data)))
+        summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=budget.summary(len(data)))
         if where.main:
             write_json(summary, run_dir / SUMMARY)
         raise
-    summary.update(status=TRAINED, compute=budget.summary(len(data)), final_loss=last)
+    summary.update(status=TrainingStatus.DONE, compute=budget.summary(len(data)), final_loss=last)
     if where.main:
         write_json(summary, run_dir / SUMMARY)
         log.info("run %s done: %s", run_dir, summary["compute"])

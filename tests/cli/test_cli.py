@@ -426,6 +426,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_pat
     check(BAD[case], bad_template, tmp_path, monkeypatch)
 
 
+@pytest.mark.slow  # a fresh process that imports torch: 5 s
 def test_bench_list_names_every_registered_method_backbone_dataset_and_executor():
     bench = str(Path(sys.executable).parent / "bench")  # a fresh process: registrations no test made
     lines = subprocess.run([bench, "list"], capture_output=True, text=True, timeout=120).stdout.splitlines()
