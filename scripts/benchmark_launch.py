@@ -24,6 +24,7 @@ import yaml
 
 from bench.launch import slurm
 from bench.launch.executors import LaunchOptions
+from bench.launch.queue import Queue
 from bench.launch.submit import launch
 from bench.launch.sweep import load_sweep
 from bench.results.status import status_table
@@ -89,7 +90,7 @@ def measure(n_runs: int) -> list[tuple]:
         rows.append(("expand sweep (load_sweep)", n_runs, expand_s, ""))
         rows.append((f"submit: {len(arrays)} sbatch calls (launch)", n_runs, submit_s, ""))
         rows.append(("expand + submit", n_runs, expand_s + submit_s, 2.0))
-        table, status_s = timed(lambda: status_table(work / "runs" / "big"))
+        table, status_s = timed(lambda: status_table(work / "runs" / "big", Queue()))
         assert len(table) == n_runs and set(table["state"]) == {"submitted"}, table["state"].value_counts()
         rows.append(("bench status table (status_table, one squeue)", n_runs, status_s, 1.0))
         bench = str(Path(sys.executable).parent / "bench")

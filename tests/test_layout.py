@@ -87,6 +87,17 @@ def test_imports_point_one_way():
     assert not wrong, wrong
 
 
+def test_results_read_run_folders_without_the_launcher_or_the_engine():
+    """bench.results is functions over run folders: the CLI hands it what the cluster's queue says."""
+    wrong = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        for target in sorted(targets)
+        if name.startswith("bench.results") and target.startswith(("bench.launch", "bench.train"))
+    ]
+    assert not wrong, wrong
+
+
 def test_no_module_over_300_lines_and_no_function_over_60():
     too_long = []
     for name, path in modules().items():

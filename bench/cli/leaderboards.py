@@ -25,11 +25,12 @@ def sweep_tables(folder: Path, root: Path, references: bool, metric: str) -> dic
     --metric checked against them before any reference row is computed (under root/references), so
     that a typo leaves nothing behind."""
     from bench.evals.references import reference_rows
+    from bench.launch.queue import Queue
     from bench.results.collate import add_references, run_table
     from bench.results.leaderboards import check_metric, leaderboards
     from bench.results.runs import tabled_runs
 
-    runs, left_out = tabled_runs(folder)
+    runs, left_out = tabled_runs(folder, Queue())
     for why in left_out:
         typer.echo(f"skipping {why}", err=True)
     table = run_table(runs, metric)

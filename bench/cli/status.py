@@ -15,10 +15,11 @@ def status(
     root: RootOption = Path("runs"),
 ) -> None:
     """Show a table of a sweep's runs and their states (a run with a damaged file reads `damaged`; exit 2)."""
+    from bench.launch.queue import Queue
     from bench.results.status import status_table
 
     folder = sweep_dir(target, root)
-    table = status_table(folder)
+    table = status_table(folder, Queue())
     if table.empty:
         raise BenchError(f"no runs under {folder}")
     print_table(table)

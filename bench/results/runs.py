@@ -14,6 +14,7 @@ from bench.errors import BenchError, DamagedFile
 
 if TYPE_CHECKING:  # the config modules import the methods, so torch: bench status does without them
     from bench.config.schema import RunConfig
+    from bench.runstate import QueueView
 
 from bench.rundir import EVAL, RUN_FILES, config_changed, is_number, read_json, read_run_config, read_summary
 
@@ -79,17 +80,18 @@ class RunFiles:
     evaluation: dict  # eval.json's columns
 
 
-def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[RunFiles], list[str]]:
+def read_runs(
+    sweep_dir: Path, dirs: list[Path] | None = None, queue: "QueueView | None" = None
+) -> tuple[list[RunFiles], list[str]]:
     """The runs of a sweep folder (or `dirs`, some of them) that can be tabled, and why the others were
     left out: one line per damaged run, naming its file, and one per kind — made by another version
     of jepa-bench, or config.yaml changed since the run was made (rundir.config_changed). Never a
-    silent mix: those numbers mean something else."""
+    silent mix: those numbers mean something else. `queue`: as for results/status.py's status_table."""
     from bench.config.schema import CONFIG_VERSION
-    from bench.launch.queue import Queue
     from bench.runstate import run_state
 
     dirs = run_dirs(sweep_dir) if dirs is None else dirs
-    queue, runs, damaged, other_version, edited = Queue(), [], [], [], []
+    runs, damaged, other_version, edited = [], [], [], []
     for run_dir in dirs:
         try:
             cfg = read_run_config(run_dir)
@@ -110,13 +112,13 @@ def read_runs(sweep_dir: Path, dirs: list[Path] | None = None) -> tuple[list[Run
     return runs, damaged + left_out
 
 
-def tabled_runs(sweep_dir: Path) -> tuple[list[RunFiles], list[str]]:
+def tabled_runs(sweep_dir: Path, queue: "QueueView | None" = None) -> tuple[list[RunFiles], list[str]]:
     """read_runs over a sweep folder, refused with one error when it holds no run folder or no run that
     can be tabled; the runs, and one line for each run or kind of run left out."""
     dirs = run_dirs(sweep_dir)
     if not dirs:
         raise BenchError(f"no runs under {sweep_dir}")
-    runs, left_out = read_runs(sweep_dir, dirs)
+    runs, left_out = read_runs(sweep_dir, dirs, queue)
     if not runs:
         more = f" (and {len(left_out) - 1} more reason(s))" if len(left_out) > 1 else ""
         raise BenchError(f"no run under {sweep_dir} can be tabled: {left_out[0]}{more}")

@@ -16,20 +16,20 @@ from bench.rundir import CONFIG, METRICS, is_number, last_record, read_run_confi
 from bench.runstate import RunState
 
 if TYPE_CHECKING:
-    from bench.launch.queue import Queue
+    from bench.runstate import QueueView
 
 STATUS_COLUMNS = ("run", "state", "job", "queue", "step", "progress", "loss", "knn@20", "error")
 
 
-def status_table(sweep_dir: Path) -> pd.DataFrame:
+def status_table(sweep_dir: Path, queue: "QueueView | None" = None) -> pd.DataFrame:
     """A row per run: its state (SLURM's view of its job beside it), progress, loss, k-NN@20 and,
     for a failed or crashed run, the last line of its error. A run with a damaged file (not JSON,
     the wrong shape, config.yaml missing) reads `damaged`, the file named in `error`, and the
     others are shown as ever; `attrs["damaged"]` holds each damaged run's one-line message. The
-    configs are not parsed here (a thousand runs in well under a second): collate and eval check them."""
-    from bench.launch.queue import Queue
-
-    queue, rows, damaged = Queue(), [], []
+    configs are not parsed here (a thousand runs in well under a second): collate and eval check them.
+    `queue`: what the cluster says of the runs' jobs (the CLI passes bench/launch/queue.py's `Queue`);
+    None: what the run folders say alone."""
+    rows, damaged = [], []
     for run_dir in run_dirs(sweep_dir):
         try:
             rows.append(status_row(run_dir, queue))
@@ -43,7 +43,7 @@ def status_table(sweep_dir: Path) -> pd.DataFrame:
     return table
 
 
-def status_row(run_dir: Path, queue: "Queue") -> dict:
+def status_row(run_dir: Path, queue: "QueueView | None") -> dict:
     """One run's row of status_table; DamagedFile when one of the files it reads is damaged."""
     from bench.runstate import run_state
 
