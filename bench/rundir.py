@@ -58,18 +58,10 @@ def run_id(cfg: "RunConfig") -> str:
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run folder: the path of each of its files (`RunDir(p).summary` is p/summary.json), its checked
-    whether its run is trained, and making it (`prepare`)."""
+    """One run folder: whether its run is trained, and making it (`prepare`). Its files are named by
+    this module's constants (CONFIG, SUMMARY, ...)."""
 
     path: Path
-
-    config = property(lambda self: self.path / CONFIG)
-    submission = property(lambda self: self.path / SUBMISSION)
-    state = property(lambda self: self.path / STATE)
-    metrics = property(lambda self: self.path / METRICS)
-    checkpoint = property(lambda self: self.path / CHECKPOINT)
-    summary = property(lambda self: self.path / SUMMARY)
-    eval = property(lambda self: self.path / EVAL)
 
     def trained(self) -> bool:
         """Whether its training has finished (summary.json says so); DamagedFile for a damaged summary."""

@@ -76,16 +76,16 @@ def trained_runs(target: Path, dirs: list[Path]) -> tuple[list[Path], dict]:
     """The trained runs among `dirs` and the config each was trained with. Damage anywhere, or a config
     changed since training, refuses the whole call before anything is evaluated or submitted."""
     from bench.evals.run import trained_config
-    from bench.rundir import RunDir, read_run_config, read_state, read_submission, read_summary
+    from bench.rundir import is_trained, read_run_config, read_state, read_submission, read_summary
 
+    summaries = {}
     for run_dir in dirs:
         read_run_config(run_dir)
         read_state(run_dir)
         read_submission(run_dir)
-        read_summary(run_dir)
-    finished = (
-        [d for d in dirs if RunDir(d).trained()] if len(dirs) > 1 else dirs
-    )  # one run: trained_config says why not
+        summaries[run_dir] = read_summary(run_dir)
+    # one run: trained_config says why it cannot be evaluated
+    finished = [d for d in dirs if is_trained(summaries[d])] if len(dirs) > 1 else dirs
     if not finished:
         raise BenchError(f"none of the {len(dirs)} run(s) under {target} is trained yet")
     return finished, {d: trained_config(d) for d in finished}
@@ -101,6 +101,5 @@ def submit(folder: Path, configs: dict, executor: str, profile: Path | None, tot
     submitted = submit_evaluations(configs, folder, executor, LaunchOptions(slurm=slurm.slurm_config(None, profile)))
     if not submitted:
         raise BenchError(f"none of the {total} run(s) is trained and free of a running job")
-    return [task.run_dir for task, _ in submitted], sorted(
-        {job.get("eval_job_id") or job.get("job_id") for _, job in submitted}
-    )
+    ids = sorted({job.get("eval_job_id") or job.get("job_id") for _, job in submitted})
+    return [task.run_dir for task, _ in submitted], ids
