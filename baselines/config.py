@@ -66,3 +66,33 @@ class Data2VecV1Config:
     hflip: bool = True
     interpolation: str = "bicubic"
     color_jitter: float = 0.4  # ColorJitter(0.4, 0.4, 0.4): brightness, contrast, saturation (3-channel data)
+
+
+@dataclass
+class LeJEPAConfig:
+    """LeJEPA (Balestriero & LeCun 2025): no teacher, no stop-gradient, no predictor. Every view's
+    [cls] embedding goes through a projector; the loss is (1 - lam) x the views' squared distance to the
+    mean of the global views' projections plus lam x SIGReg (baselines/sigreg.py) of each view's
+    projections (shared/reference/lejepa.md). Defaults are the paper's: 2 global views (scale 0.3-1)
+    and 6 local ones (0.05-0.3), lam 0.05, a 3-layer projector to 64 dimensions, 1024 slices, 17 knots
+    on [0, 3]; `local_size` is the embedded data's (98/224 of 32 px is 14, rounded up to whole patches
+    of 4: 16), 98 for ImageNet at 224."""
+
+    global_views: int = 2
+    local_views: int = 6
+    global_scale: tuple[float, float] = (0.3, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.3)
+    local_size: int = 16
+    lam: float = 0.05
+    slices: int = 1024
+    knots: int = 17
+    t_max: float = 3.0
+    proj_hidden: int = 2048
+    proj_dim: int = 64
+    proj_layers: int = 3  # linear layers: BatchNorm + ReLU after each but the last
+    hflip: float = 0.5
+    color_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)  # brightness, contrast, saturation, hue
+    jitter_prob: float = 0.8
+    grayscale: float = 0.2
+    blur: float = 0.5
+    solarize: float = 0.2

@@ -41,12 +41,13 @@ INTERPOLATIONS = ("bilinear", "bicubic")
 class Augmentation:
     """A method's training augmentation: a random resized crop (I-JEPA's only augmentation), a
     horizontal flip and colour jitter (brightness, contrast, saturation; 3-channel data only) for
-    the methods whose official code uses them."""
+    the methods whose official code uses them; or a multi-crop (`MultiCrop`: LeJEPA's views)."""
 
     crop_scale: tuple[float, float] = (0.3, 1.0)
     hflip: bool = False
     interpolation: str = "bilinear"
     color_jitter: float = 0.0
+    multi_crop: "MultiCrop | None" = None  # several views per image (then the fields above are unused)
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -58,16 +59,65 @@ class Augmentation:
             raise BenchError(f"color_jitter must be >= 0, got {self.color_jitter}")
 
 
+@dataclass(frozen=True)
+class Crops:
+    """`count` random resized crops of `scale` (a share of the image's area), each resized to `size`
+    pixels (None: the run's `data.image_size`)."""
+
+    count: int
+    scale: tuple[float, float]
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0 < lo <= hi <= 1:
+            raise BenchError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.scale}")
+        if self.count < 0 or (self.size is not None and self.size < 1):
+            raise BenchError(f"crops need count >= 0 and size >= 1, got {self.count} of {self.size} px")
+
+
+@dataclass(frozen=True)
+class MultiCrop:
+    """DINO-style multi-crop, as LeJEPA's code makes its views: global crops at the run's image size
+    and local ones smaller, each view with its own crop, flip, colour jitter (applied with
+    `jitter_prob`; brightness, contrast, saturation, hue — saturation and hue leave 1-channel images
+    alone), grayscale (3-channel data), Gaussian blur (kernel about a tenth of the view's size, sigma in
+    (0.1, 2)) and solarisation (threshold 128), each with its probability. A method with a multi-crop
+    gets `images` (B, V_global, C, H, W) and `local_images` (B, V_local, C, h, w)."""
+
+    global_crops: Crops
+    local_crops: Crops | None = None
+    hflip: float = 0.5
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
+    jitter_prob: float = 0.8
+    grayscale: float = 0.2
+    blur: float = 0.5
+    solarize: float = 0.2
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.global_crops.count < 1:
+            raise BenchError(f"a multi-crop needs at least one global crop, got {self.global_crops.count}")
+        if not 0 <= self.jitter[3] <= 0.5:
+            raise BenchError(f"the colour jitter's hue must be in [0, 0.5], got {self.jitter[3]}")
+        for name in ("hflip", "jitter_prob", "grayscale", "blur", "solarize"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise BenchError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise BenchError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+
+
 class InputSampler(ABC):
     """A method's per-batch inputs (masks) drawn from the step alone, so a resumed run and every
     process draw the same ones: `sampler(batch_size, step) -> {name: tensor}`. Picklable: the data
     loader's collate runs it, also in worker processes.
 
-    `batch_dims` gives each input's batch dimension (I-JEPA's targets (M, B, Nt): 1); a process of a
-    multi-process run keeps its share of the global batch's inputs, cut along it (`process_share`).
+    `batch_dims` gives each input's batch dimension (I-JEPA's targets (M, B, Nt): 1), or None for an
+    input of the whole step (LeJEPA's slices); a process of a multi-process run keeps its share of the
+    global batch's inputs, cut along it, and every input of the step whole (`process_share`).
     A subclass that does not set it cannot be defined."""
 
-    batch_dims: ClassVar[Mapping[str, int]]
+    batch_dims: ClassVar[Mapping[str, int | None]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -85,7 +135,8 @@ class InputSampler(ABC):
         inputs = self(batch_size, step)
         if world == 1:
             return inputs
-        return {k: v.chunk(world, self.batch_dims[k])[rank] for k, v in inputs.items()}
+        dims = self.batch_dims
+        return {k: v if dims[k] is None else v.chunk(world, dims[k])[rank] for k, v in inputs.items()}
 
 
 class Method(nn.Module, ABC):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-from timm.layers import PatchEmbed, trunc_normal_
+from timm.layers import PatchEmbed, resample_abs_pos_embed, trunc_normal_
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -75,7 +75,8 @@ class VisionTransformer(nn.Module):
         self.embed_dim, self.patch_size = embed_dim, patch_size
         self.grid = (img_size // patch_size, img_size // patch_size)
         self.num_heads = num_heads
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        # other image sizes (a multi-crop's local views) are embedded too, with resampled positions
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, strict_img_size=False)
         self.register_buffer("pos_embed", sincos_pos_embed(self.grid, embed_dim), persistent=False)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if cls_token else None
         self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio)
@@ -100,10 +101,20 @@ class VisionTransformer(nn.Module):
     ) -> torch.Tensor:
         """Patch tokens plus position, (B, N, D); `masked` (B, N) patches are replaced by `mask_token`
         before the position is added (BEiT / data2vec v1)."""
+        grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
         x = self.patch_embed(x)
         if masked is not None:
             x = torch.where(masked.unsqueeze(-1), mask_token.to(x.dtype), x)
-        return x + self.pos_embed
+        return x + self.positions(grid)
+
+    def positions(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The positional embedding of a grid: the built one, or for another grid (an image of another
+        size) the built one resampled bicubically to it, as timm's `dynamic_img_size` and DINO do, so
+        a smaller crop's patches span the same range of positions as the full image's."""
+        if grid == self.grid:
+            return self.pos_embed
+        pos = resample_abs_pos_embed(self.pos_embed, list(grid), list(self.grid), num_prefix_tokens=0)
+        return pos.to(self.pos_embed.dtype)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Embedded tokens (B, K, D) → (B, [1+]K, D): [cls] prepended, blocks, final norm."""

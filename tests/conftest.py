@@ -41,6 +41,7 @@ TINY_METHODS = {
         "data2vec": {"num_clones": 2, "decoder_dim": 48, "decoder_layers": 2, "decoder_groups": 3, "top_k": 3}
     },
     "data2vec_v1": {"data2vec_v1": {"min_block": 4, "top_k": 3}},
+    "lejepa": {"lejepa": {"local_views": 2, "local_size": 8, "proj_hidden": 64, "proj_dim": 16, "slices": 64}},
 }
 
 

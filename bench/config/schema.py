@@ -21,6 +21,7 @@ from typing import Any
 import ijepa.model  # noqa: F401
 import baselines.mae  # noqa: F401
 import baselines.data2vec  # noqa: F401
+import baselines.lejepa  # noqa: F401
 
 # isort: on
 from bench.errors import BenchError

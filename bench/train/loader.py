@@ -65,6 +65,7 @@ class StepTagged(Dataset):
 
 class Collate:
     """Stacks a batch and adds the method's per-step inputs (I-JEPA: masks). Picklable for workers.
+    A multi-crop's views are stacked per kind: `images` (B, Vg, C, H, W), `local_images` (B, Vl, C, h, w).
 
     The inputs are drawn for the global batch and process `rank` keeps its share: the sampler's
     `process_share` (core/method.py InputSampler: cut along its `batch_dims`, or its own cut)."""
@@ -74,11 +75,14 @@ class Collate:
 
     def __call__(self, samples) -> dict:
         step = samples[0][0]
-        batch = {
-            "step": step,
-            "images": torch.stack([s[1] for s in samples]),
-            "labels": torch.tensor([s[2] for s in samples]),
-        }
+        batch = {"step": step}
+        if isinstance(samples[0][1], tuple):  # a multi-crop: (global views, local views or None) per image
+            batch["images"] = torch.stack([s[1][0] for s in samples])  # (B, Vg, C, H, W)
+            if samples[0][1][1] is not None:
+                batch["local_images"] = torch.stack([s[1][1] for s in samples])  # (B, Vl, C, h, w)
+        else:
+            batch["images"] = torch.stack([s[1] for s in samples])
+        batch["labels"] = torch.tensor([s[2] for s in samples])
         if self.sampler is not None:
             rank, world = self.ranks.rank, self.ranks.world
             batch.update(self.sampler.process_share(len(samples) * world, step, rank, world))

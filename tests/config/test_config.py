@@ -48,7 +48,7 @@ def test_dotted_and_nested_keys_mix():
         ({"eval": {"scope": "test"}}, "eval.scope 'test' is not one of full, val"),
         ({"budget": {"kind": "hours"}}, "budget.kind 'hours' is not one of"),
         ({"backbone": "vit_nope"}, "unknown backbone 'vit_nope'; valid: "),
-        ({"method": "simclr"}, "unknown method 'simclr'; valid: data2vec, data2vec_v1, ijepa, mae"),
+        ({"method": "simclr"}, "unknown method 'simclr'; valid: data2vec, data2vec_v1, ijepa, lejepa, mae"),
         ({"seed": float("nan")}, "seed: expected a finite number"),
         ({"optim": {"batch_size": float("inf")}}, "expected a finite number"),
         ({"log_every": 0}, "log_every must be >= 1"),

@@ -43,7 +43,7 @@ from bench.train import engine
 from bench.train.devices import Ranks
 from bench.train.loader import Collate, StepSampler, StepTagged
 from bench.train.loop import Preempted
-from bench.train.methods import build_method
+from bench.train.methods import augmentation, build_method
 from core.method import Augmentation
 
 from .. import badinputs
@@ -59,7 +59,7 @@ def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
     cfg = tiny_config(method, **({"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}))
     model = build_method(cfg, 1)
     data = load_split(cfg.data, "train")
-    dataset = StepTagged(Transformed(data, train_transform(data, 16, Augmentation((0.3, 1.0)))), seed=0)
+    dataset = StepTagged(Transformed(data, train_transform(data, 16, augmentation(cfg))), seed=0)
 
     def batch(ranks: Ranks, step: int) -> dict:
         sampler = StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
@@ -74,6 +74,9 @@ def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
             if key == "step":
                 continue
             dim = dims.get(key, 0)
+            if dim is None:  # an input of the whole step (LeJEPA's slices): every process gets it whole
+                assert all(torch.equal(p[key], value) for p in parts), key
+                continue
             assert torch.equal(torch.cat([p[key] for p in parts], dim=dim), value), key
             assert parts[0][key].shape[dim] % 8 == 0, key  # cut along a batch dimension (8 images, or 8 x clones)
 
