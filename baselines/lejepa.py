@@ -20,6 +20,7 @@ from torchvision.ops import MLP
 from baselines.config import LeJEPAConfig
 from baselines.masking import step_generator
 from baselines.sigreg import knots, sigreg, unit_slices
+from core.errors import BenchError
 from core.method import Augmentation, Crops, InputSampler, Method, MethodSpec, MultiCrop, PaperRun, register_method
 from core.ranges import COUNT, NON_NEGATIVE, POSITIVE, SHARE, WIDTH, Range
 from core.seeding import STEPS, derive_seed
@@ -109,6 +110,8 @@ def build(encoder: VisionTransformer, cfg: LeJEPAConfig, in_chans: int, seed: in
 def augmentation(cfg: LeJEPAConfig) -> Augmentation:
     """The multi-crop of LeJEPA's README: global and local crops, each with flip, colour jitter,
     grayscale, blur and solarisation."""
+    if len(cfg.color_jitter) != 4 or not 0 <= cfg.color_jitter[3] <= 0.5:
+        raise BenchError(f"lejepa.color_jitter is (brightness, contrast, saturation, hue <= 0.5): {cfg.color_jitter}")
     local = Crops(cfg.local_views, tuple(cfg.local_scale), cfg.local_size) if cfg.local_views else None
     crops = MultiCrop(
         Crops(cfg.global_views, tuple(cfg.global_scale)),

@@ -15,6 +15,7 @@ the registry — the method's config section, its optimizer recipe, its paper ru
 One training loop trains every method (bench/train/loop.py `step`), per optimizer step:
 
     batch = {"images": (B, C, H, W), "labels": (B,), "step": int, **sampler.process_share(B, step, rank, world)}
+    # a multi-crop (LeJEPA): "images" (B, V_global, C, H, W) and "local_images" (B, V_local, C, h, w)
     out = method(batch)                 # {"loss": scalar tensor, **parts}
     out["loss"].backward(); optimizer.step()
     method.after_step(clock)            # EMA update; returns the momentum (or None)

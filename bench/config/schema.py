@@ -133,7 +133,7 @@ class EvalConfig:
     lowshot_file: str | None = later(None)
     draws: int = later(3)
     # auto: the encoder each method's official code evaluates (I-JEPA: the EMA target encoder;
-    # MAE, data2vec 2.0, data2vec v1: the student); student | teacher pick one explicitly.
+    # MAE, data2vec 2.0, data2vec v1, LeJEPA: the student); student | teacher pick one explicitly.
     encoder: str = later("auto")
     scope: str = "full"
     val_images: int | None = 20_000

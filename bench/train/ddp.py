@@ -8,9 +8,14 @@ from bench.train.devices import Ranks
 
 def wrap(method: torch.nn.Module, device: torch.device, where: Ranks) -> torch.nn.Module:
     """The module the step calls: `method` itself, or with several processes its DistributedDataParallel
-    wrapper, whose gradients are averaged over the processes (the mean over the global batch)."""
+    wrapper, whose gradients are averaged over the processes (the mean over the global batch). On GPUs
+    a method's BatchNorm layers (LeJEPA's projector) become SyncBatchNorm, so they normalise over the
+    global batch as one process would; torch has no SyncBatchNorm on the CPU, where each process's
+    share is normalised alone."""
     if where.world == 1:
         return method
+    if device.type == "cuda":
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)  # replaces the layers in place, same state dict
     ids = [device] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(method, device_ids=ids)
 

@@ -28,7 +28,9 @@ the whole batch, so the run matches a single-process run on that batch, with two
 that follow the official code: I-JEPA's default `ijepa.mask.truncate: process` cuts each
 process's masks to the shortest of its own share, as the official per-GPU collator does
 (`batch` restores the match), and data2vec 2.0 sums its [cls] loss over each process's own
-clones, as fairseq does, so more processes weigh [cls] less. Process 0 writes
+clones, as fairseq does, so more processes weigh [cls] less; and on CPUs LeJEPA's projector
+BatchNorm normalises each process's share (torch has SyncBatchNorm on GPUs only, where ddp.py uses
+it). LeJEPA's SIGReg is computed on the global batch in every case. Process 0 writes
 the run folder and its clock is the budget's.
 """
 

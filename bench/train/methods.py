@@ -13,9 +13,9 @@ config section, optimizer recipe, paper run, ranges and augmentation. Its contra
   (core/clock.py) says where the run stands and gives the momentum of a paper's EMA schedule
 - ``encoders() -> {"student": VisionTransformer[, "teacher": ...]}``: its encoders (the teacher is
   the EMA copy, where the method has one), and ``evaluated``: the one its official code evaluates
-  (I-JEPA: teacher; MAE, data2vec 2.0 and v1: student). ``eval.encoder`` picks another.
+  (I-JEPA: teacher; MAE, data2vec 2.0 and v1, LeJEPA: student). ``eval.encoder`` picks another.
 - its spec's ``augmentation(section) -> Augmentation``: the crop scale, flip, interpolation and
-  colour jitter its official code uses
+  colour jitter its official code uses, or a multi-crop (LeJEPA: global and local views)
 """
 
 import json

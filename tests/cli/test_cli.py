@@ -385,6 +385,14 @@ BAD_INPUTS = {
         setup=write("c.yaml", BILLION_LAUGHS.replace("name: b\nbudget: {kind: steps, value: 3}\nbase:\n", "x:\n")),
     ),
     "train -c a folder": bad_train("config file d is a folder", "-c", "d", setup=write("d/x", "")),
+    "lejepa local crops off the patch grid": bad_train(
+        "lejepa.local_size=6 is not a multiple of the patch size 4", "method=lejepa", "lejepa.local_size=6"
+    ),
+    "lejepa hue above 0.5": bad_train("hue <= 0.5", "method=lejepa", "lejepa.color_jitter=[0.4,0.4,0.2,0.7]"),
+    "lejepa without a global view": bad_train(
+        "lejepa.global_views must be >= 1", "method=lejepa", "lejepa.global_views=0"
+    ),
+    "lejepa lam above 1": bad_train("lejepa.lam must be in [0, 1], got 1.5", "method=lejepa", "lejepa.lam=1.5"),
     "train --out a file": bad_train("--out f: f is a file", "--out", "f", setup=write("f", "x")),
     "train seed 2**70": bad_train("seed must be in [0, 16777215]", f"seed={2**70}"),
     "train clip_grad 0": bad_train("optim.clip_grad must be > 0 (or null: no clipping), got 0.0", "optim.clip_grad=0"),

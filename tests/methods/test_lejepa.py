@@ -141,6 +141,7 @@ def test_both_terms_send_gradient_to_the_encoder_and_the_projector():
         value.backward()
         for part in (model.encoder.blocks[0].attn.qkv.weight, model.encoder.cls_token, model.projector[0].weight):
             assert part.grad is not None and part.grad.abs().sum() > 0, term
+    assert model.encoders() == {"student": model.encoder} and model.evaluated == "student"  # the probe reads the ViT
     out = model(batch)
     expected = cfg.lejepa.lam * out["sigreg"] + (1 - cfg.lejepa.lam) * out["pred_loss"]
     assert out["loss"].item() == pytest.approx(float(expected), rel=1e-6)
