@@ -395,6 +395,8 @@ BAD_INPUTS = {
     ),
     "train EMA above 1": bad_train("ijepa.ema must be in [0, 1], got [0.99, 1.5]", "ijepa.ema=[0.99, 1.5]"),
     "train eval draws 1e9": bad_train("eval.draws must be in [1, 100]", "eval.draws=1000000000"),
+    "train health every -1": bad_train("health.every must be in [0, 100000000]", "health.every=-1"),
+    "train health images 1": bad_train("health.images must be in [2, 65536]", "health.images=1"),
 }
 
 
