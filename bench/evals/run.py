@@ -37,6 +37,7 @@ from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, is_trained, r
 from bench.train.checkpoint import load_checkpoint
 from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
+from core.health import encoder_moved
 
 log = logging.getLogger(__name__)
 
@@ -250,12 +251,3 @@ def initial_encoder(cfg: RunConfig, channels: int):
     """The evaluated encoder as the run began: the engine seeds with cfg.seed, then builds the method."""
     torch.manual_seed(cfg.seed)
     return eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]
-
-
-@torch.no_grad()
-def encoder_moved(encoder: torch.nn.Module, initial: torch.nn.Module) -> float:
-    """How far training moved the encoder: ||theta - theta_0|| / ||theta_0|| over all its parameters."""
-    now, start = dict(encoder.named_parameters()), dict(initial.named_parameters())
-    diff = sum(float((now[k].float().cpu() - start[k].float()).pow(2).sum()) for k in start)
-    norm = sum(float(p.float().pow(2).sum()) for p in start.values())
-    return (diff / norm) ** 0.5 if norm > 0 else 0.0

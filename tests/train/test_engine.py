@@ -72,8 +72,9 @@ def test_one_learning_rate_rule_for_every_method(method, per_256):
 
 
 def test_a_zero_budget_run_is_its_initialisation(tmp_path, tiny):
-    from bench.evals.run import encoder_moved, initial_encoder
+    from bench.evals.run import initial_encoder
     from bench.train.methods import build_method, eval_encoder
+    from core.health import encoder_moved
 
     cfg = tiny(**{"budget.value": 0, "seed": 3})
     summary = train(cfg, tmp_path / "init")
