@@ -11,7 +11,7 @@ rows go through the same functions (bench/evals/references.py).
 
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig, check_version
 from bench.data.datasets import load_split
-from bench.data.split import Split, TensorImages
+from bench.data.split import Split, take
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
@@ -93,11 +93,7 @@ def val_images(split: Split, n: int | None) -> Split:
     idx = val_indices(split_labels(split), n)
     if len(idx) == len(split):
         return split
-    if split.in_memory:
-        ds = TensorImages(split.dataset.images[idx], split.dataset.labels[idx])
-    else:
-        ds = torch.utils.data.Subset(split.dataset, idx.tolist())
-    return replace(split, dataset=ds)
+    return take(split, idx.tolist())
 
 
 def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Split) -> dict:
