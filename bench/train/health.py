@@ -119,3 +119,23 @@ def final_health(metrics: Path) -> dict:
             if record is not None and any(k.startswith(HEALTH) for k in record):
                 last = record
     return {k.removeprefix(HEALTH): v for k, v in last.items() if k.startswith(HEALTH)}
+
+
+def backfill(run_dir: Path, cfg: RunConfig) -> dict:
+    """A finished run's end-of-training signals from its checkpoint, for runs trained before health
+    existed (`bench health`): the same fixed batch and function as training's, θ_0 rebuilt as the engine
+    builds it (seeded with cfg.seed, data loaded, method built). Without the `health/` prefix."""
+    from bench.config.runfile import training_hash
+    from bench.data.datasets import load_split
+    from bench.train.checkpoint import load_checkpoint
+    from bench.train.devices import select_device
+    from bench.train.methods import build_method
+
+    device = select_device(cfg)
+    torch.manual_seed(cfg.seed)
+    data = load_split(cfg.data, "train")
+    method = build_method(cfg, data.channels).to(device)
+    initial = initial_parameters(method, cfg)
+    load_checkpoint(run_dir, method, training_hash(cfg))
+    values = health_signals(method, cfg, fixed_batch(cfg, data), initial, device)
+    return {k.removeprefix(HEALTH): v for k, v in values.items()}

@@ -291,6 +291,8 @@ GOOD = sweep_yaml()
 BAD_INPUTS = {
     "status of an unknown sweep": Bad(["status", "nosweep"], "no sweep folder"),
     "eval of nothing": Bad(["eval", "{tmp}/nothing"], "does not exist"),
+    "health of nothing": Bad(["health", "{tmp}/nothing"], "does not exist"),
+    "health of a folder without runs": Bad(["health", "{tmp}/results"], "holds no run folders"),
     "collate --out outside results": Bad(["collate", "t", "--out", "{tmp}/elsewhere.csv"], "outside the results"),
     "train unknown key": Bad(["train", "optim.lrr=1", "--out", "{tmp}/runs/x"], "unknown key 'optim.lrr'"),
     # what the sweep file holds: its bytes, its YAML, its own keys

@@ -127,3 +127,26 @@ def test_each_method_says_its_own_diagnostics(method):
     out = model.diagnostics(torch.randn(4, 1, 16, 16))
     assert set(out) == ({"target_std"} if method != "mae" else set())  # MAE has no teacher
     assert all(v > 0 for v in out.values())
+
+
+def test_bench_health_backfills_what_training_logged_at_its_last_step(tmp_path, finished_run):
+    """A run trained before health existed (its summary without `health`) gets the values training logs."""
+    import shutil
+
+    from ..conftest import invoke
+
+    logged = json.loads((finished_run / "summary.json").read_text())["health"]
+    assert logged == {k.removeprefix(HEALTH): v for k, v in health_of(records(finished_run)[-1]).items()}
+    run = tmp_path / "runs" / "old"
+    shutil.copytree(finished_run, run)
+    old = json.loads((run / "summary.json").read_text())
+    del old["health"], old["health_seconds"]
+    (run / "summary.json").write_text(json.dumps(old))
+    result = invoke("health", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("1 run(s) given health signals, 0 had them already\n")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["health"] == pytest.approx(logged, rel=1e-6, abs=1e-9)
+    assert summary == old | {"health": summary["health"]}  # nothing else changed
+    again = invoke("health", run)
+    assert again.exit_code == 0 and again.output == "0 run(s) given health signals, 1 had them already\n"
