@@ -153,9 +153,10 @@ class HealthConfig:
     """Label-free health signals (bench/train/health.py): RankMe, the spread of the embeddings, the
     distance of the evaluated encoder from its initialisation and the method's own diagnostic, measured
     on a fixed batch of `images` training images at step 0, every `every` optimizer steps and at the
-    last step; `every: 0` switches them off."""
+    last step; `every: 0` switches them off. The default 100, a multiple of `log_every`'s 20, puts every
+    measurement after step 0 into the step's metrics record."""
 
-    every: int = later(50)
+    every: int = later(100)
     images: int = later(512)
 
 

@@ -292,7 +292,7 @@ def test_eval_subsets_are_checked_and_written_only_when_set(tmp_path):
 def test_the_health_section_is_written_only_when_set(tmp_path):
     """`health` came after run ids were published: at its defaults config.yaml has no `health` key and
     the run id is the one before it; set, only its set fields are written, and read back."""
-    default = build_config({"health": {"every": 50, "images": 512}})
+    default = build_config({"health": {"every": 100, "images": 512}})
     write_config(default, tmp_path / "d.yaml")
     assert "health" not in (tmp_path / "d.yaml").read_text()
     assert config_hash(default) == config_hash(RunConfig())
