@@ -90,9 +90,7 @@ def test_health_curves_are_the_health_records_of_each_run(sweep):
     assert first["step"].tolist() == [0, 8, 10] and first["moved"].tolist() == [0.0, 0.1, 0.2]
 
 
-def test_the_report_plots_health_against_compute_and_rankme_against_accuracy(sweep, tmp_path, monkeypatch):
-    import matplotlib.image
-
+def test_the_plots_of_health_against_compute_and_rankme_against_accuracy(sweep):
     from bench.results import plots
 
     runs = collate(sweep)
@@ -107,6 +105,11 @@ def test_the_report_plots_health_against_compute_and_rankme_against_accuracy(swe
     scatter = plots.rankme_plot(runs, "linear").axes[0]
     assert "Spearman ρ = -0.71" in scatter.get_title() and "n = 6" in scatter.get_title(), scatter.get_title()
     assert scatter.get_xlabel() == "RankMe at the end of training"
+
+
+@pytest.mark.slow  # the whole report: every plot as PNG and SVG
+def test_bench_report_holds_the_health_plots(sweep, tmp_path, monkeypatch):
+    import matplotlib.image
 
     monkeypatch.chdir(tmp_path)
     report = invoke("report", "methods", "--root", "runs", "--no-references")
