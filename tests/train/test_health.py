@@ -150,3 +150,15 @@ def test_bench_health_backfills_what_training_logged_at_its_last_step(tmp_path, 
     assert summary == old | {"health": summary["health"]}  # nothing else changed
     again = invoke("health", run)
     assert again.exit_code == 0 and again.output == "0 run(s) given health signals, 1 had them already\n"
+
+
+@pytest.mark.slow  # two trainings
+def test_a_run_killed_before_its_first_checkpoint_logs_step_0_once(tmp_path, monkeypatch):
+    """Without a checkpoint a restart trains from step 0 again: the records of the lost attempt,
+    step 0's health record included, go first (else step 0 would be logged twice)."""
+    cfg = tiny_config(**{"budget.value": 3, "checkpoint_every_s": 0, "log_every": 1})
+    train(cfg, tmp_path / "straight")
+    train_preempted(cfg, tmp_path / "killed", monkeypatch, die_at_save=1)  # dies writing step 1's checkpoint
+    straight, killed = records(tmp_path / "straight"), records(tmp_path / "killed")
+    assert [r["step"] for r in killed] == [r["step"] for r in straight] == [0, 1, 2, 3]
+    assert killed[0]["health/rankme"] == straight[0]["health/rankme"]
