@@ -19,6 +19,7 @@ are core/ema.py's, the same code I-JEPA's target encoder uses.
 """
 
 import math
+from abc import abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from baselines.config import Data2VecConfig, Data2VecV1Config
 from baselines.masking import BlockMask, InverseBlockKeep
 from core.clock import Clock
 from core.ema import EMATeacher, contextual_targets
+from core.health import std
 from core.method import Augmentation, InputSampler, Method, MethodSpec, PaperRun, register_method
 from core.ranges import COUNT, DEPTH, FRACTION, MOMENTUM, NON_NEGATIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, gather_tokens, init_weights
@@ -139,6 +141,17 @@ class TeacherStudent(Method):
     def encoders(self) -> dict[str, VisionTransformer]:
         return {"student": self.encoder, "teacher": self.teacher.net}
 
+    @abstractmethod
+    def target_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """What the student regresses to, for every patch of `images`: (B, N, D)."""
+
+    @torch.no_grad()
+    def diagnostics(self, images: torch.Tensor) -> dict[str, float]:
+        """`target_std`: the mean per-dimension std, over every patch token of `images`, of the targets
+        the student regresses to (`target_tokens`, before masking): near 0 when the teacher's targets
+        collapse to one vector, whatever the loss says."""
+        return {"target_std": std(self.target_tokens(images).flatten(0, 1))}
+
 
 class Data2Vec(TeacherStudent):
     def __init__(self, encoder: VisionTransformer, cfg: Data2VecConfig, seed: int = 0) -> None:
@@ -148,10 +161,14 @@ class Data2Vec(TeacherStudent):
         self.decoder.apply(init_weights)
         self.masks = InverseBlockKeep(encoder.grid, cfg.mask_ratio, cfg.block_size, cfg.num_clones, seed)
 
+    def target_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's top-K FFN outputs, instance-normed, averaged, layer-normed: (B, N, D)."""
+        return contextual_targets(self.teacher.layer_outputs(images, at="ffn"), self.top_k, "instance")
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, keep = batch["images"], batch["keep"]  # keep (B*R, K)
         r, dim = self.cfg.num_clones, self.encoder.embed_dim
-        y = contextual_targets(self.teacher.layer_outputs(images, at="ffn"), self.top_k, "instance")  # (B, N, D)
+        y = self.target_tokens(images)  # (B, N, D)
         y = y.repeat_interleave(r, 0)  # (B*R, N, D): once per image, repeated per clone
 
         tokens = self.encoder.embed(images).repeat_interleave(r, 0)  # embed once, clone R times
@@ -185,9 +202,13 @@ class Data2VecV1(TeacherStudent):
     def no_weight_decay(self) -> set[str]:
         return {"encoder.cls_token"}  # BEiT's no_weight_decay(): pos_embed (fixed here) and cls_token
 
+    def target_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's top-K block outputs, layer-normed without affine, averaged: (B, N, D)."""
+        return contextual_targets(self.teacher.layer_outputs(images, at="block"), self.top_k, "layer")
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, masked = batch["images"], batch["masked"]  # masked (B, N) bool
-        y = contextual_targets(self.teacher.layer_outputs(images, at="block"), self.top_k, "layer")  # (B, N, D)
+        y = self.target_tokens(images)  # (B, N, D)
         x = self.encoder.embed(images, masked=masked, mask_token=self.mask_token)
         z = self.encoder.patch_tokens(self.encoder.encode(x))  # (B, N, D)
         # (M, D) over the batch's masked patches. M varies per batch while the batch's shapes do

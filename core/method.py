@@ -151,6 +151,9 @@ class Method(nn.Module, ABC):
     - `encoders()`: {"student": ..., "teacher": ...} (the teacher is the EMA copy, where it has one);
       `evaluated`: the one its official code evaluates (`eval.encoder: auto`).
     - `no_weight_decay()`: names of parameters exempt from weight decay beyond biases and norms.
+    - `diagnostics(images)`: the method's own label-free health numbers on held-out images (B, C, H, W),
+      {name: float}, logged as "health/<name>" (bench/train/health.py); called under no_grad, in eval
+      mode, and must draw nothing from the global random generators' streams that training reads.
     """
 
     @property
@@ -172,6 +175,9 @@ class Method(nn.Module, ABC):
 
     def no_weight_decay(self) -> set[str]:
         return set()
+
+    def diagnostics(self, images: torch.Tensor) -> dict[str, float]:
+        return {}
 
 
 @dataclass(frozen=True)

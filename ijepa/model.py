@@ -13,6 +13,7 @@ from torch import nn
 
 from core.clock import Clock
 from core.ema import EMATeacher
+from core.health import std
 from core.method import Augmentation, InputSampler, Method, MethodSpec, PaperRun, register_method
 from core.ranges import DEPTH, MOMENTUM, NON_NEGATIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
@@ -125,6 +126,13 @@ class IJEPA(Method):
         momentum = clock.ema(*self.cfg.ema)  # 0.996 -> 1.0 over the whole run
         self.target.update(self.encoder, momentum)
         return momentum
+
+    @torch.no_grad()
+    def diagnostics(self, images: torch.Tensor) -> dict[str, float]:
+        """`target_std`: the mean per-dimension std, over every patch token of `images`, of what the
+        predictor regresses to (the target encoder's layer-normed output before the targets are
+        gathered): near 0 when the targets collapse to one vector, whatever the loss says."""
+        return {"target_std": std(self.target.last_layer(images).flatten(0, 1))}
 
     evaluated = "teacher"  # the paper's appendix evaluates the target (EMA) encoder
 

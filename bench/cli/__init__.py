@@ -6,6 +6,7 @@
     bench collate sweeps/masks.yaml   # write the leaderboards (CSV, Markdown) and print one
     bench report sweeps/masks.yaml    # leaderboards, plots and a page (md or html); --wandb: a W&B Report
     bench eval runs/masks/RUN_ID      # (re-)evaluate a run folder, or every run of a sweep folder
+    bench health runs/masks           # health signals for runs trained before training logged them
     bench train -c my.yaml optim.lr=5e-4 --out runs/scratch/one   # one run, in this process
     bench list                        # the registered methods, backbones, datasets and executors
 

@@ -1,4 +1,5 @@
-"""`bench eval`: evaluate finished runs, here or as jobs of their own (--executor)."""
+"""`bench eval`: evaluate finished runs, here or as jobs of their own (--executor); `bench health`: the
+health signals of finished runs trained before training logged them."""
 
 from pathlib import Path
 from typing import Annotated
@@ -53,6 +54,34 @@ def evaluate(
         typer.echo(f"{run_dir}: k-NN {knn}; linear {record['linear']['top1']:.2f}")
     if unfinished:
         typer.echo(f"{len(finished)} run(s) evaluated{unfinished}")
+
+
+@user_errors
+def health(
+    target: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder for all its runs.")],
+) -> None:
+    """Write the end-of-training health signals (RankMe, feature std, distance moved, the method's own)
+    into summary.json of finished runs that have none, computed from their checkpoints as training
+    computes them at its last step. Runs that have them are skipped; so are runs of a sweep folder
+    that are not trained yet. Checked like `bench eval`: damage refuses the whole call, with one line."""
+    from bench.launch.job import setup_logging
+    from bench.rundir import SUMMARY, read_summary, write_json
+    from bench.train.health import backfill
+
+    setup_logging()
+    dirs = run_folders(target)
+    finished, configs = trained_runs(target, dirs)
+    had = 0
+    for run_dir in finished:
+        summary = read_summary(run_dir)
+        if "health" in summary:
+            had += 1
+            continue
+        summary["health"] = backfill(run_dir, configs[run_dir])
+        write_json(summary, run_dir / SUMMARY)
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in summary["health"].items())
+        typer.echo(f"{run_dir}: {shown}")
+    typer.echo(f"{len(finished) - had} run(s) given health signals, {had} had them already")
 
 
 def run_folders(target: Path) -> list[Path]:

@@ -86,9 +86,11 @@ def report(
     metric: MetricOption = "linear",
     wandb: Annotated[bool, typer.Option("--wandb", help="Also build a W&B Report (needs WANDB_MODE=online).")] = False,
 ) -> None:
-    """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars;
-    with --wandb, also a W&B Report over the sweep's W&B runs."""
+    """Write a report of a sweep: leaderboards, accuracy-against-compute plots and configuration bars, the
+    runs' health signals against compute and final RankMe against accuracy; with --wandb, also a W&B
+    Report over the sweep's W&B runs."""
     from bench.results.report import publish_wandb_report, write_report
+    from bench.results.runs import health_curves
 
     if fmt not in ("md", "html"):
         raise BenchError(f"--format must be md or html, got {fmt!r}")
@@ -98,7 +100,8 @@ def report(
     dest = out or folder / "report"
     check_writable(dest, folder=True)
     tables = sweep_tables(folder, root, references, metric)
-    path = write_report(tables, dest, folder.name, metric, fmt)
+    curves = health_curves(folder, tables["runs"]["run"])
+    path = write_report(tables, dest, folder.name, metric, fmt, curves)
     typer.echo(f"report of {folder.name}: {path}")
     if wandb:
         url = publish_wandb_report(tables, folder.name, metric)

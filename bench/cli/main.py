@@ -16,6 +16,7 @@ app.command()(status.cancel)
 app.command()(leaderboards.collate)
 app.command()(leaderboards.report)
 app.command("eval")(evaluate.evaluate)
+app.command()(evaluate.health)
 app.command()(train.train)
 app.command("list")(registries.list_registries)
 

@@ -40,6 +40,8 @@ SHARED_RANGES: dict[str, Range] = {
     "optim.clip_grad": Range(0, low_open=True, why="(or null: no clipping)"),
     "optim.lr_batch": Range(0, why="(0: learning rates not scaled with the batch)"),
     "optim.lr_factor": POSITIVE,
+    "health.every": Range(0, MAX_STEPS, why="(optimizer steps between health records; 0: off)"),
+    "health.images": Range(2, 65536, why="(the fixed batch the health signals are measured on)"),
     "eval.knn_k": Range(1, 2048, why="(faiss searches at most 2048 neighbours on a GPU)"),
     "eval.temperature": POSITIVE,
     "eval.batch_size": Range(1, 65536),

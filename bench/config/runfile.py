@@ -7,7 +7,7 @@ or a section, never changes an existing run's id.
 
 import hashlib
 import json
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,9 @@ def _plain(node: Any) -> Any:
     out = {}
     for f in fields(node):
         value = getattr(node, f.name)
-        if f.metadata.get("written") == "when_set" and value == f.default:
+        if f.metadata.get("written") == "when_set" and value == (
+            f.default if f.default_factory is MISSING else f.default_factory()
+        ):
             continue
         out[f.name] = _plain(value)
     return out

@@ -40,6 +40,12 @@ def later(default: Any) -> Any:
     return field(default=default, metadata=ADDED_LATER)
 
 
+def later_section(section: type) -> Any:
+    """A section added after run ids were published: written (and hashed) only when a field of it is set,
+    and then only those fields (bench/config/runfile.py)."""
+    return field(default_factory=section, metadata=ADDED_LATER)
+
+
 @dataclass
 class DataConfig:
     name: str = "fashion-mnist"
@@ -143,6 +149,18 @@ class EvalConfig:
     test_images: int | None = later(None)
 
 
+@dataclass
+class HealthConfig:
+    """Label-free health signals (bench/train/health.py): RankMe, the spread of the embeddings, the
+    distance of the evaluated encoder from its initialisation and the method's own diagnostic, measured
+    on a fixed batch of `images` training images at step 0, every `every` optimizer steps and at the
+    last step; `every: 0` switches them off. The default 100, a multiple of `log_every`'s 20, puts every
+    measurement after step 0 into the step's metrics record."""
+
+    every: int = later(100)
+    images: int = later(512)
+
+
 # The version of what a run's config means. Version 2 (issue 11): data2vec rows score the student,
 # data2vec 2.0's [cls] loss, top-K, EMA horizon and augmentation follow fairseq, data2vec v1's masks,
 # colour jitter and [cls] weight decay follow its BEiT code, I-JEPA's init and per-process mask
@@ -174,6 +192,7 @@ class SharedConfig:
     data: DataConfig = field(default_factory=DataConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    health: HealthConfig = later_section(HealthConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

@@ -3,7 +3,7 @@
 bench/data/fashion_mnist.py, imagefolder.py and synthetic.py; bench/data/datasets.py loads them."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -49,3 +49,12 @@ class TensorImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
+
+
+def take(split: Split, idx: list[int]) -> Split:
+    """`split` restricted to the images at `idx`, in that order."""
+    if split.in_memory:
+        ds = TensorImages(split.dataset.images[idx], split.dataset.labels[idx])
+    else:
+        ds = torch.utils.data.Subset(split.dataset, list(idx))
+    return replace(split, dataset=ds)

@@ -51,17 +51,25 @@ def extract(
     avg, cls, labels = [], [], []
     with progress_bar(f"features of {len(data)} images", len(data)) as show:
         for images, y in eval_batches(data, size, batch_size):
-            layers = torch.stack(encoder.last_layers(images.to(device, non_blocking=True), n_layers), 1)  # (B, L, T, D)
-            patches = layers[:, :, 1:] if has_cls else layers
-            avg.append(patches.float().mean(2).half().cpu())
+            pooled_avg, pooled_cls = pooled(encoder, images.to(device, non_blocking=True), n_layers)
+            avg.append(pooled_avg.half().cpu())
             if has_cls:
-                cls.append(layers[:, :, 0].half().cpu())
+                cls.append(pooled_cls.half().cpu())
             labels.append(y)
             show(sum(len(t) for t in labels))
     out = {"avg": torch.cat(avg), "labels": torch.cat(labels)}
     if has_cls:
         out["cls"] = torch.cat(cls)
     return out
+
+
+def pooled(encoder: torch.nn.Module, images: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The last `n_layers` blocks' normed outputs of `images`: patch tokens average-pooled (B, L, D),
+    float32, and the [cls] token (B, L, D), or None where the encoder has none."""
+    layers = torch.stack(encoder.last_layers(images, n_layers), 1)  # (B, L, T, D)
+    has_cls = encoder.cls_token is not None
+    patches = layers[:, :, 1:] if has_cls else layers
+    return patches.float().mean(2), layers[:, :, 0] if has_cls else None
 
 
 def pixels(data: Split, size: int, batch_size: int = 1024) -> dict[str, torch.Tensor]:

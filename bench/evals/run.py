@@ -11,7 +11,7 @@ rows go through the same functions (bench/evals/references.py).
 
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig, check_version
 from bench.data.datasets import load_split
-from bench.data.split import Split, TensorImages
+from bench.data.split import Split, take
 from bench.errors import BenchError
 from bench.evals import features
 from bench.evals.knn import knn_top1
@@ -37,6 +37,7 @@ from bench.rundir import CHECKPOINT, CONFIG, EVAL, config_changed, is_trained, r
 from bench.train.checkpoint import load_checkpoint
 from bench.train.devices import select_device
 from bench.train.methods import build_method, eval_encoder
+from core.health import encoder_moved
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,7 @@ def val_images(split: Split, n: int | None) -> Split:
     idx = val_indices(split_labels(split), n)
     if len(idx) == len(split):
         return split
-    if split.in_memory:
-        ds = TensorImages(split.dataset.images[idx], split.dataset.labels[idx])
-    else:
-        ds = torch.utils.data.Subset(split.dataset, idx.tolist())
-    return replace(split, dataset=ds)
+    return take(split, idx.tolist())
 
 
 def evaluate_features(train: dict, test: dict, cfg: RunConfig, train_split: Split) -> dict:
@@ -250,12 +247,3 @@ def initial_encoder(cfg: RunConfig, channels: int):
     """The evaluated encoder as the run began: the engine seeds with cfg.seed, then builds the method."""
     torch.manual_seed(cfg.seed)
     return eval_encoder(build_method(cfg, channels), cfg.eval.encoder)[1]
-
-
-@torch.no_grad()
-def encoder_moved(encoder: torch.nn.Module, initial: torch.nn.Module) -> float:
-    """How far training moved the encoder: ||theta - theta_0|| / ||theta_0|| over all its parameters."""
-    now, start = dict(encoder.named_parameters()), dict(initial.named_parameters())
-    diff = sum(float((now[k].float().cpu() - start[k].float()).pow(2).sum()) for k in start)
-    norm = sum(float(p.float().pow(2).sum()) for p in start.values())
-    return (diff / norm) ** 0.5 if norm > 0 else 0.0

@@ -171,7 +171,8 @@ class Job:
             finally:
                 self.training = False
             if tracker:
-                tracker.summary({"compute": summary.get("compute", {}), "status": summary.get("status")})
+                health = {"health": summary["health"]} if "health" in summary else {}  # final signals
+                tracker.summary({"compute": summary.get("compute", {}), "status": summary.get("status"), **health})
             if not task.evaluate:
                 self.state(task.run_dir, RunState.TRAINED, **job)
             if self.interrupt:  # it came during the last step: trained; the evaluation waits for a rerun

@@ -1,7 +1,8 @@
 """The runs table of a sweep: a row per run, then the reference rows.
 
 A run's row holds its method, backbone, the config keys that differ between the sweep's runs,
-budget, compute used, every evaluation column (eval_columns), seed, role and status. Each run
+budget, compute used, every evaluation column (eval_columns), the final health signals (`rankme`,
+`feature_spread` = feature_std, the method's own diagnostic: bench/train/health.py), seed, role and status. Each run
 has a role: `headline` (the rows the comparison is about), `tuning` (a sweep's search, scored on
 validation only: no test numbers) or `init` (budget 0: the method's random initialisation
 through the same protocol). A headline run's gain over its own initialisation is paired by seed
@@ -69,6 +70,7 @@ def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
         "budget_used": compute.get("budget_used"),
     }
     row |= run.evaluation
+    row |= health_columns(run.summary)
     role = "tuning" if config.get("eval.scope") == "val" else "init" if config["budget.value"] == 0 else "headline"
     if "status" in run.summary:
         status, error = run.summary["status"], run.summary.get("reason") or run.state.get("error", "")
@@ -77,6 +79,20 @@ def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
     error = error if status in (RunState.FAILED, RunState.CRASHED) else ""
     row |= {"seed": config["seed"], "role": role, "status": status, "error": error}
     return row
+
+
+# The final health signals a row shows (summary.json's `health`): RankMe, feature_std and each method's own
+# diagnostic (target_std, sigreg); `moved` is eval.json's, `std` stays in the run's files. A name ending
+# in `_std` is shown as `_spread`: in these tables `X_std` is X's std over seeds.
+HEALTH_HIDDEN = ("moved", "std")
+
+
+def health_columns(summary: dict) -> dict:
+    health = summary.get("health")
+    if not isinstance(health, dict):
+        return {}
+    shown = {k: v for k, v in health.items() if k not in HEALTH_HIDDEN and isinstance(v, int | float)}
+    return {k.removesuffix("_std") + "_spread" if k.endswith("_std") else k: v for k, v in shown.items()}
 
 
 def reference_row(name: str, record: dict) -> dict:

@@ -9,7 +9,8 @@ from bench.results.summary import labels
 def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     """Compute against accuracy: a row per budget (budget 0: each method's initialisation), a column
     per configuration — mean ± std over seeds, then in brackets the gain over its own init with its
-    std ("within noise" when |gain| <= 2 std; "barely moved" when the encoder's weights moved < 5 %) —,
+    std ("within noise" when |gain| <= 2 std; "barely moved" when the encoder's weights moved < 5 %; "collapsed"
+    when its final embeddings have, summary.py `collapsed`) —,
     one per reference row, and the ranking of the budget ("a > b = c": b and c not separated by
     Welch's t-test at p < 0.05)."""
     runs = summary[summary["seeds"].notna()].copy()
@@ -27,6 +28,8 @@ def compute_table(summary: pd.DataFrame, metric: str = "linear") -> pd.DataFrame
             text += ", within noise)" if row.get(f"{gain}_noise") is True else ")"
         if row.get("barely_moved") is True:
             text += " barely moved"
+        if row.get("collapsed") is True:
+            text += " collapsed"
         return text
 
     runs["cell"] = runs.apply(cell, axis=1)

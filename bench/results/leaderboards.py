@@ -56,6 +56,10 @@ SUMMARY_COLUMNS = (
     "gain_linear",
     "gain_linear_1%",
     "moved",
+    "rankme",
+    "feature_spread",
+    "target_spread",
+    "sigreg",
     "device_hours",
     "flops",
     "images_seen",
@@ -70,7 +74,8 @@ def markdown_report(tables: dict[str, pd.DataFrame], title: str, metric: str, pl
     summary = tables["summary"]
     keep = [c for c in summary.columns if c in (*summary.attrs.get("group", ()), "seeds")]
     keep += [c for name in SUMMARY_COLUMNS for c in (name, f"{name}_std") if c in summary.columns]
-    keep += [c for c in ("gain_linear_noise", "barely_moved", "rank", "p_next", "tied_next") if c in summary.columns]
+    flags = ("gain_linear_noise", "barely_moved", "collapsed", "rank", "p_next", "tied_next")
+    keep += [c for c in flags if c in summary.columns]
     parts = [f"# {title}", "", f"## Compute against accuracy ({metric}, mean ± std over seeds)", ""]
     parts += [to_markdown(tables["compute"]), ""]
     parts += [f"![{Path(p).stem}]({p})" for p in plots] + ([""] if plots else [])

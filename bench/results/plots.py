@@ -7,6 +7,8 @@
   around its points instead of a log axis without a labelled tick.
 - `ablation_bars`: a bar per configuration at one budget (the masking ablations), error bars
   over seeds, reference rows as in `compute_plot`.
+- `health_plot`: each run's label-free health signals (metrics.jsonl) against the FLOPs spent;
+  `rankme_plot`: final RankMe against the probe's accuracy over the trained runs, with Spearman's ρ.
 
     figure = compute_plot(summary, "linear", "flops")
     save(figure, Path("results/methods_compute"))   # methods_compute.png and .svg
@@ -163,6 +165,56 @@ def ablation_bars(summary: pd.DataFrame, metric: str = "linear", budget: float |
     ax.grid(axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+HEALTH_SIGNALS = ("rankme", "feature_std", "moved", "target_std", "sigreg")
+
+
+def health_plot(curves: pd.DataFrame, runs: pd.DataFrame):
+    """Each health signal (a panel each: RankMe, feature std, distance moved, the methods' own) against
+    the FLOPs spent when it was measured, a line per run in its method's colour. The x axis is linear
+    up to the smallest positive FLOPs and logarithmic beyond, so step 0 (no FLOPs yet) shows."""
+    signals = [c for c in HEALTH_SIGNALS if c in curves and curves[c].notna().any()]
+    methods = runs.set_index("run")["method"].to_dict() if "run" in runs else {}
+    colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(methods.get(r, r) for r in curves["run"]))}
+    fig, axes = _figure(3.6 * len(signals) + 1.6, 3.6, panels=len(signals))
+    positive = curves.loc[curves["flops"] > 0, "flops"]
+    for ax, signal in zip(axes, signals, strict=True):
+        for run, rows in curves[curves[signal].notna()].groupby("run", sort=False):
+            method = methods.get(run, run)
+            ax.plot(rows["flops"], rows[signal], marker=".", color=colours[method], alpha=0.7, label=method)
+        if len(positive):
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ax.set_xlabel(COMPUTE_NAMES["flops"])
+        ax.set_title(signal)
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))  # one entry per method
+    axes[-1].legend(unique.values(), unique.keys(), fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def rankme_plot(runs: pd.DataFrame, metric: str = "linear"):
+    """Final RankMe (x) against `metric` (y) over the sweep's trained runs (headline, budget > 0), a
+    point per run in its method's colour, Spearman's rank correlation over all of them in the title."""
+    from scipy import stats
+
+    trained = runs[(runs["budget"] > 0) & runs["rankme"].notna() & runs[metric].notna()]
+    if "role" in trained:
+        trained = trained[trained["role"] == "headline"]
+    rho, p = stats.spearmanr(trained["rankme"], trained[metric]) if len(trained) > 2 else (math.nan, math.nan)
+    fig, ax = _figure()
+    for i, (method, rows) in enumerate(trained.groupby("method", sort=False)):
+        ax.scatter(rows["rankme"], rows[metric], color=f"C{i}", label=method)
+    ax.set_xlabel("RankMe at the end of training")
+    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} top-1 (%)")
+    ax.set_title(
+        f"RankMe against {METRIC_NAMES.get(metric, metric)}: Spearman ρ = {rho:.2f} (p = {p:.2g}, n = {len(trained)})"
+    )
+    ax.grid(alpha=0.3)
+    if len(trained):
+        ax.legend(fontsize="small")
     return fig
 
 

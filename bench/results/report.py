@@ -19,21 +19,30 @@ from bench.results import plots
 from bench.results.leaderboards import markdown_report, write_leaderboards
 
 
-def make_plots(tables: dict[str, pd.DataFrame], dest: Path, metric: str) -> list[Path]:
-    """Accuracy against FLOPs and against device-hours, and the configurations as bars (PNG + SVG)."""
-    summary, made = tables["summary"], []
+def make_plots(tables: dict[str, pd.DataFrame], dest: Path, metric: str, curves: list[dict] = ()) -> list[Path]:
+    """Accuracy against FLOPs and against device-hours, and the configurations as bars (PNG + SVG); where
+    the runs logged health signals (`curves`: results/runs.py health_curves), those against FLOPs, and
+    where their summaries hold a final RankMe, RankMe against `metric` over the trained runs."""
+    summary, runs, made = tables["summary"], tables["runs"], []
     for x in ("flops", "device_hours"):
         if x in summary and summary[x].notna().any():
             made += plots.save(plots.compute_plot(summary, metric, x), dest / f"{metric}_vs_{x}".replace("@", "_"))
     made += plots.save(plots.ablation_bars(summary, metric), dest / f"{metric}_by_configuration".replace("@", "_"))
+    if len(curves):
+        made += plots.save(plots.health_plot(pd.DataFrame(list(curves)), runs), dest / "health_vs_flops")
+    if "rankme" in runs and metric in runs and (runs["rankme"].notna() & runs[metric].notna()).any():
+        made += plots.save(plots.rankme_plot(runs, metric), dest / f"rankme_vs_{metric}".replace("@", "_"))
     return made
 
 
-def write_report(tables: dict[str, pd.DataFrame], dest: Path, title: str, metric: str, fmt: str = "md") -> Path:
-    """Tables (CSV, Markdown), plots (PNG, SVG) and report.md or report.html into `dest`."""
+def write_report(
+    tables: dict[str, pd.DataFrame], dest: Path, title: str, metric: str, fmt: str = "md", curves: list[dict] = ()
+) -> Path:
+    """Tables (CSV, Markdown), plots (PNG, SVG) and report.md or report.html into `dest`; `curves`: the
+    runs' health records (make_plots)."""
     dest.mkdir(parents=True, exist_ok=True)
     write_leaderboards(tables, dest / title, title, metric)
-    pngs = [p for p in make_plots(tables, dest, metric) if p.suffix == ".png"]
+    pngs = [p for p in make_plots(tables, dest, metric, curves) if p.suffix == ".png"]
     if fmt == "md":
         path = dest / "report.md"
         write_text(path, markdown_report(tables, title, metric, [p.name for p in pngs]))

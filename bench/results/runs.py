@@ -3,7 +3,7 @@
 `run_dirs` finds the run folders; `read_runs` reads each one's config, summary, state and
 evaluation and says why it leaves any out (a damaged file, another version of the code, a
 config.yaml changed after training): never a silent mix. `eval_columns` flattens an eval.json
-record into the columns of the tables.
+record into the columns of the tables; `health_curves` reads the health signals' records.
 """
 
 from dataclasses import dataclass
@@ -16,7 +16,17 @@ if TYPE_CHECKING:  # the config modules import the methods, so torch: bench stat
     from bench.config.schema import RunConfig
     from bench.runstate import QueueView
 
-from bench.rundir import EVAL, RUN_FILES, config_changed, is_number, read_json, read_run_config, read_summary
+from bench.rundir import (
+    EVAL,
+    METRICS,
+    RUN_FILES,
+    config_changed,
+    is_number,
+    parse_record,
+    read_json,
+    read_run_config,
+    read_summary,
+)
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -67,6 +77,27 @@ def eval_columns(record: dict) -> dict:
     if "moved" in record:
         columns["moved"] = record["moved"]
     return columns
+
+
+HEALTH = "health/"  # the prefix of the health signals' keys in metrics.jsonl (bench/train/health.py)
+
+
+def health_curves(sweep_dir: Path, names) -> list[dict]:
+    """The health records of the named runs of a sweep folder (their metrics.jsonl), as rows: run,
+    step, flops and each signal without its prefix. A run without health records (trained before
+    training logged them, or with `health.every: 0`) adds none; nor does a name that is no run folder."""
+    rows = []
+    for name in names:
+        path = Path(sweep_dir) / str(name) / METRICS
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            record = parse_record(line)
+            if record is None or not any(k.startswith(HEALTH) for k in record):
+                continue
+            signals = {k.removeprefix(HEALTH): v for k, v in record.items() if k.startswith(HEALTH)}
+            rows.append({"run": str(name), "step": record["step"], "flops": record.get("flops"), **signals})
+    return rows
 
 
 @dataclass

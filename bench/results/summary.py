@@ -18,6 +18,15 @@ from bench.rundir import TrainingStatus
 NOISE_STDS = 2.0  # a gain is within noise when |mean| <= 2 std over seeds
 TIE_P = 0.05  # adjacent configurations are tied when Welch's t-test gives p >= 0.05
 BARELY_MOVED = 0.05  # an evaluated encoder whose weights moved < 5 % of their norm from its init
+# A trained encoder whose embeddings of the fixed batch (bench/train/health.py) collapsed: feature_std
+# (the tables' `feature_spread`; SimSiam's collapse measure, 1 for embeddings spread over the sphere, 0 for
+# one point) below 0.02, or RankMe below 1.2 (1: one direction). Both sit below a random initialisation:
+# average-pooled last-layer tokens share one large direction, so every method's fresh encoder reads
+# feature_std 0.054-0.055 and RankMe 1.50-1.51 on Fashion-MNIST at 32 px (ViT-nano/4, `bench health` on
+# runs/demo), and a trained data2vec 2.0 that probes well stays there (0.054, 1.44). The flag marks an
+# encoder that concentrated its embeddings well past its initialisation: the demo's I-JEPA (0.0094, 1.12).
+COLLAPSED_FEATURE_STD = 0.02
+COLLAPSED_RANKME = 1.2
 
 
 def welch_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,6 +107,8 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
             )
     if "moved" in out:
         out["barely_moved"] = (out["moved"] < BARELY_MOVED).where(out["moved"].notna() & (out["budget"] > 0))
+    if "rankme" in out or "feature_spread" in out:
+        out["collapsed"] = collapsed(out)
     if len(tuning):
         cost = tuning.groupby(["method", "backbone"])[["flops", "device_hours"]].sum()
         keys = list(zip(out["method"], out["backbone"], strict=True))
@@ -109,6 +120,15 @@ def summarize(table: pd.DataFrame, metric: str = "linear") -> pd.DataFrame:
     out.attrs["group"] = group
     out.attrs["tuned"] = table.attrs.get("tuned", [])
     return out
+
+
+def collapsed(out: pd.DataFrame) -> pd.Series:
+    """True where a trained configuration's mean feature_spread or RankMe is below its collapse threshold;
+    unknown (NA) where it has neither, or is an init run (budget 0: nothing trained to collapse)."""
+    nan = pd.Series(math.nan, index=out.index)
+    std, rank_ = out.get("feature_spread", nan), out.get("rankme", nan)
+    flag = (std < COLLAPSED_FEATURE_STD) | (rank_ < COLLAPSED_RANKME)
+    return flag.where((std.notna() | rank_.notna()) & (out["budget"] > 0))
 
 
 def labels(summary: pd.DataFrame) -> pd.Series:

@@ -19,6 +19,7 @@ class Spent:
     images: int = 0
     restarts: int = 0  # resumptions from a checkpoint (preemptions, timeouts, crashes)
     lost_device_seconds: float = 0.0  # steps trained, lost in a crash, trained again: not charged
+    health_seconds: float = 0.0  # process 0's time measuring health signals (bench/train/health.py): not charged
 
 
 class Budget:

@@ -1,5 +1,5 @@
 """The budget's clock and FLOP meter: wall-clock seconds of training since this session began, less
-checkpoint writes and the FLOP counter's overhead; each batch shape's FLOPs, counted with torch's
+checkpoint writes, the health signals and the FLOP counter's overhead; each batch shape's FLOPs, counted with torch's
 FlopCounterMode on its first step (the real step: forward and backward of what trains, forward of
 any EMA teacher)."""
 
@@ -55,3 +55,10 @@ class StepClock:
         yield
         self.last_checkpoint = time.perf_counter()
         self.excluded += self.last_checkpoint - start
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """Work beside training (the health signals): not training time."""
+        start = time.perf_counter()
+        yield
+        self.excluded += time.perf_counter() - start

@@ -50,6 +50,7 @@ from bench.train.checkpoint import resume_checkpoint, trim_metrics
 from bench.train.clock import StepClock
 from bench.train.ddp import wrap
 from bench.train.devices import Ranks, device_name, ranks, select_device
+from bench.train.health import Health, final_health
 from bench.train.loader import StepSampler, training_loader
 from bench.train.loop import Run, run_loop
 from bench.train.methods import build_method
@@ -85,6 +86,7 @@ def train(
     torch.manual_seed(cfg.seed)
     data = load_split(cfg.data, "train")
     method = build_method(cfg, data.channels).to(device)
+    health = Health.start(cfg, data, method, device, where.main)  # θ_0: before a checkpoint is loaded
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
     train_hash = training_hash(cfg)
     spent, window = resume(cfg, run_dir, method, optimizer, train_hash, device, where)
@@ -104,13 +106,16 @@ def train(
             parts = (model, optimizer, loader, budget, device, where, Window(window, device))
             clock = StepClock(budget.spent.device_seconds)
             paper_updates = METHODS.get(cfg.method).paper_run.updates
-            last = run_loop(Run(cfg, run_dir, method, *parts, clock, metrics, stop, train_hash, paper_updates))
+            run = Run(cfg, run_dir, method, *parts, clock, metrics, stop, train_hash, paper_updates, health)
+            last = run_loop(run)
     except TrainingFailed as e:
         summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=budget.summary(len(data)))
         if where.main:
             write_json(summary, run_dir / SUMMARY)
         raise
     summary.update(status=TrainingStatus.DONE, compute=budget.summary(len(data)), final_loss=last)
+    if health is not None:  # the final values (a run resumed with its budget spent measured none: the file's)
+        summary.update(health=final_health(run_dir / METRICS), health_seconds=budget.spent.health_seconds)
     if where.main:
         write_json(summary, run_dir / SUMMARY)
         log.info("run %s done: %s", run_dir, summary["compute"])
@@ -133,7 +138,8 @@ def resume(cfg: RunConfig, run_dir: Path, method, optimizer, train_hash: str, de
     if where.world > 1:  # each process its own draws (data2vec's decoder noise), reproducibly
         torch.manual_seed(derive_seed(derive_seed(cfg.seed, where.rank, STEPS), spent.steps, ITEMS))
     if where.main:
-        counted = trim_metrics(run_dir / METRICS, spent.steps)
+        # without a checkpoint every record goes, step 0's health record included
+        counted = trim_metrics(run_dir / METRICS, spent.steps if ckpt is not None else -1)
         spent.lost_device_seconds += max(counted - spent.device_seconds, 0.0)
     return spent, window
 

@@ -2,6 +2,7 @@
 (clock and budget, bench/train/clock.py and budget.py), its record (records.py) and its checkpoint
 (checkpoint.py). With several processes, one all-reduce a step (ddp.py) makes them agree."""
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from bench.train.checkpoint import write_checkpoint
 from bench.train.clock import StepClock
 from bench.train.ddp import agree, barrier
 from bench.train.devices import Ranks, autocast
+from bench.train.health import Health
 from bench.train.records import MetricsLog, Window, check_finite
 from core.clock import Clock
 
@@ -43,6 +45,7 @@ class Run:
     stop: Callable[[], bool] | None
     train_hash: str  # what each checkpoint was trained with (restore refuses another's)
     paper_updates: int  # the paper's run length in updates (`recipe: paper` schedules)
+    health: Health | None = None  # process 0's health signals (None: off, or another process)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Due:
 
 def run_loop(run: Run) -> float | None:
     """Train until the budget is spent; the last record's loss."""
+    if run.budget.spent.steps == 0 and run.budget.spent.restarts == 0:  # the initialisation's health
+        write_records(run, None, run.budget.done())
     if run.budget.done():
         if run.budget.spent.steps == 0:  # a zero budget: the initialisation is the result
             save(run)
@@ -92,8 +97,7 @@ def step(run: Run, batch: dict) -> None:
     means = run.window.close(run.where) if steps % run.cfg.log_every == 0 or final else None
     average = None if means is None else means["loss"]
     check_finite(out["loss"], average, final or due.checkpoint or due.stopping, due.bad, run.where, steps)
-    if means is not None:
-        run.log.write(record(run, means, lr, wd, momentum))
+    write_records(run, None if means is None else record(run, means, lr, wd, momentum), final)
     if due.stopping and not final:
         save(run)
         barrier(run.where)  # the checkpoint is on disk before any process leaves
@@ -159,6 +163,24 @@ def record(run: Run, means: dict, lr: float, wd: float, momentum: float) -> dict
         "device_hours": s.device_seconds / 3600,
         **parts,
     }
+
+
+def write_records(run: Run, metrics: dict | None, final: bool) -> None:
+    """The step's metrics record (None: none due), with its health signals merged in when they are due;
+    health signals due at a step without a metrics record go in a record of their own."""
+    health = {}
+    if run.health is not None and run.health.due(run.budget.spent.steps, final):
+        t0 = time.perf_counter()
+        with run.clock.aside():  # not training time, no FLOPs
+            health = run.health.measure(run.method)
+        run.budget.spent.health_seconds += time.perf_counter() - t0
+    if metrics is not None:
+        run.log.write(metrics | health)
+    elif health:
+        s = run.budget.spent
+        progress = round(run.budget.progress(), 6)
+        compute = {"images": s.images, "flops": s.flops, "device_hours": s.device_seconds / 3600}
+        run.log.write({"step": s.steps, "progress": progress, **compute, **health})
 
 
 def save(run: Run) -> None:

@@ -291,6 +291,8 @@ GOOD = sweep_yaml()
 BAD_INPUTS = {
     "status of an unknown sweep": Bad(["status", "nosweep"], "no sweep folder"),
     "eval of nothing": Bad(["eval", "{tmp}/nothing"], "does not exist"),
+    "health of nothing": Bad(["health", "{tmp}/nothing"], "does not exist"),
+    "health of a folder without runs": Bad(["health", "{tmp}/results"], "holds no run folders"),
     "collate --out outside results": Bad(["collate", "t", "--out", "{tmp}/elsewhere.csv"], "outside the results"),
     "train unknown key": Bad(["train", "optim.lrr=1", "--out", "{tmp}/runs/x"], "unknown key 'optim.lrr'"),
     # what the sweep file holds: its bytes, its YAML, its own keys
@@ -403,6 +405,8 @@ BAD_INPUTS = {
     ),
     "train EMA above 1": bad_train("ijepa.ema must be in [0, 1], got [0.99, 1.5]", "ijepa.ema=[0.99, 1.5]"),
     "train eval draws 1e9": bad_train("eval.draws must be in [1, 100]", "eval.draws=1000000000"),
+    "train health every -1": bad_train("health.every must be in [0, 100000000]", "health.every=-1"),
+    "train health images 1": bad_train("health.images must be in [2, 65536]", "health.images=1"),
 }
 
 

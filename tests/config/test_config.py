@@ -287,3 +287,18 @@ def test_eval_subsets_are_checked_and_written_only_when_set(tmp_path):
     assert read_config(tmp_path / "c.yaml").eval.test_images == 2000
     with pytest.raises(BenchError, match="eval.test_images must be >= 100"):
         build_config({"eval": {"test_images": 10}})
+
+
+def test_the_health_section_is_written_only_when_set(tmp_path):
+    """`health` came after run ids were published: at its defaults config.yaml has no `health` key and
+    the run id is the one before it; set, only its set fields are written, and read back."""
+    default = build_config({"health": {"every": 100, "images": 512}})
+    write_config(default, tmp_path / "d.yaml")
+    assert "health" not in (tmp_path / "d.yaml").read_text()
+    assert config_hash(default) == config_hash(RunConfig())
+    off = build_config({}, ["health.every=0"])
+    write_config(off, tmp_path / "off.yaml")
+    assert "health:\n  every: 0\n" in (tmp_path / "off.yaml").read_text()
+    assert config_hash(off) != config_hash(RunConfig())
+    assert read_config(tmp_path / "off.yaml").health.every == 0
+    assert read_config(tmp_path / "off.yaml").health.images == 512

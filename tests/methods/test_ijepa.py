@@ -123,7 +123,8 @@ def test_loss_falls_on_fashion_mnist(tmp_path):
     train(cfg, tmp_path)
     import json
 
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]  # not step 0's health record
     # with the recipe scaled to 30 steps the target follows the student closely (momentum 0 at first):
     # the loss falls to 0.74 of its start here (it fell below half with the paper's 0.996 and 1e-3 unscaled)
     assert losses[-1] < 0.8 * losses[0]

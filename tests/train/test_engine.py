@@ -19,8 +19,10 @@ from ..badinputs import Bad
 from ..conftest import copy_finished, invoke, tiny_config, train_preempted
 
 
-def metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+def metrics(run_dir, health: bool = False):
+    """The run's metrics records with a loss; `health`: every record, those of the health signals alone too."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if health or "loss" in r]
 
 
 def test_schedules_are_functions_of_progress():
@@ -72,8 +74,9 @@ def test_one_learning_rate_rule_for_every_method(method, per_256):
 
 
 def test_a_zero_budget_run_is_its_initialisation(tmp_path, tiny):
-    from bench.evals.run import encoder_moved, initial_encoder
+    from bench.evals.run import initial_encoder
     from bench.train.methods import build_method, eval_encoder
+    from core.health import encoder_moved
 
     cfg = tiny(**{"budget.value": 0, "seed": 3})
     summary = train(cfg, tmp_path / "init")

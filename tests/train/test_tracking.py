@@ -125,9 +125,10 @@ def test_a_run_logs_config_curves_compute_and_eval_to_an_offline_wandb_run(tmp_p
     assert config["method"] == "ijepa" and config["budget"] == {"kind": "steps", "value": 4.0}
     history = [items(r.history.item) | {"_step": r.history.step.num} for r in records if r.HasField("history")]
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [h["_step"] for h in history] == [m["step"] for m in metrics] == [2, 4]
-    assert [h["loss"] for h in history] == [m["loss"] for m in metrics]
+    assert [h["_step"] for h in history] == [m["step"] for m in metrics] == [0, 2, 4]  # 0: the health signals
+    assert [h.get("loss") for h in history] == [m.get("loss") for m in metrics]
     assert [h["flops"] for h in history] == [m["flops"] for m in metrics]
+    assert [h.get("health/rankme") for h in history] == [m.get("health/rankme") for m in metrics]
     summary = {}
     for r in records:
         if r.HasField("summary"):
@@ -177,12 +178,13 @@ def test_a_session_sends_config_curves_compute_and_eval_to_its_own_wandb_run(tmp
         "tags": ["ijepa", "vit_nano_patch4", "steps=4"],
     }
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [step for _, _, step in calls(fake_wandb, "log")] == [m["step"] for m in metrics] == [2, 4]
+    assert [step for _, _, step in calls(fake_wandb, "log")] == [m["step"] for m in metrics] == [0, 2, 4]
     assert [data for _, data, _ in calls(fake_wandb, "log")] == [
         flatten({k: v for k, v in m.items() if k != "step"}) for m in metrics
     ]
-    compute = read_json(run_dir / SUMMARY)["compute"]
-    assert calls(fake_wandb, "summary") == [(train_id, flatten({"compute": compute, "status": "done"}))]
+    compute, health = read_json(run_dir / SUMMARY)["compute"], read_json(run_dir / SUMMARY)["health"]
+    expected = {"compute": compute, "status": "done", "health": health}
+    assert calls(fake_wandb, "summary") == [(train_id, flatten(expected))]
     assert compute["steps"] == 4 and "device_hours" in compute
     assert fake_wandb.calls[-1] == ("finish", train_id, 0)
 
@@ -211,7 +213,7 @@ def test_a_ctrl_c_ends_the_wandb_run_with_130_and_a_failure_with_1(tmp_path, fak
     monkeypatch.setattr(Tracker, "log", log_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         Job([Task(tiny_config(**{"budget.value": 6, "log_every": 1}), tmp_path / "run")])()
-    assert [step for _, _, step in calls(fake_wandb, "log")] == [1, 2, 3]
+    assert [step for _, _, step in calls(fake_wandb, "log")] == [0, 1, 2, 3]  # 0: the health signals
     assert [code for _, code in calls(fake_wandb, "finish")] == [EXIT_INTERRUPTED] == [130]
 
     del fake_wandb.calls[:]
