@@ -125,7 +125,8 @@ def test_each_method_says_its_own_diagnostics(method):
     torch.manual_seed(0)
     model = build_method(tiny_config(method), 1)
     out = model.diagnostics(torch.randn(4, 1, 16, 16))
-    assert set(out) == ({"target_std"} if method != "mae" else set())  # MAE has no teacher
+    # MAE has no teacher; LeJEPA's own signal is SIGReg's statistic of its projections
+    assert set(out) == {"mae": set(), "lejepa": {"sigreg"}}.get(method, {"target_std"})
     assert all(v > 0 for v in out.values())
 
 
