@@ -28,8 +28,13 @@ from tests.conftest import TINY_METHODS, tiny_config  # noqa: E402
 RESUME = {"budget.value": 8, "checkpoint_every_s": 0, "log_every": 3}  # a checkpoint every step
 
 
-def records(run: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+def records(run: Path) -> list[tuple]:
+    """Every record's step, loss (None in a health-only record) and health signals."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [
+        (r["step"], r.get("loss"), sorted((k, v) for k, v in r.items() if k.startswith("health/")))
+        for r in map(json.loads, lines)
+    ]
 
 
 def outcome(run: Path) -> dict:
