@@ -442,7 +442,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(case, bad_template, tmp_pat
 def test_bench_list_names_every_registered_method_backbone_dataset_and_executor():
     bench = str(Path(sys.executable).parent / "bench")  # a fresh process: registrations no test made
     lines = subprocess.run([bench, "list"], capture_output=True, text=True, timeout=120).stdout.splitlines()
-    assert lines[0] == "methods: data2vec, data2vec_v1, ijepa, mae"
+    assert lines[0] == "methods: data2vec, data2vec_v1, ijepa, lejepa, mae"
     assert "vit_nano_patch4" in lines[1] and lines[2] == "datasets: fashion-mnist, imagefolder, synthetic"
     assert lines[3] == "executors: debug, local, slurm"
 
