@@ -100,6 +100,7 @@ def _two_processes(rank: int, port: int, z: torch.Tensor, slices, out) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes: 8 s
 def test_two_processes_compute_the_statistic_and_gradient_of_one_on_the_global_batch():
     """Each process holds half the batch; the autograd all-reduce gives both the whole batch's statistic,
     and the processes' gradients, averaged as DDP does, are the single process's (lightly#1920)."""
