@@ -112,7 +112,7 @@ def test_roundtrip_and_hash(tmp_path):
 
 
 @needs_fashion_mnist
-@pytest.mark.parametrize("name", ["demo", "compute", "recipes"])
+@pytest.mark.parametrize("name", ["demo", "compute", "recipes", "lejepa_lr"])
 def test_published_run_ids_stay_stable(name):
     """`bench sweep sweeps/NAME.yaml` must find the runs behind results/NAME.csv: a new config field
     that changed every run id would orphan them (new fields use ADDED_LATER), and a change that must

@@ -10,7 +10,7 @@ from bench.rundir import RUN_ID
 
 from ..conftest import needs_fashion_mnist
 
-PUBLISHED = ["demo", "compute", "recipes"]  # results/<name>.csv made by sweeps/<name>.yaml
+PUBLISHED = ["demo", "compute", "recipes", "lejepa_lr"]  # results/<name>.csv made by sweeps/<name>.yaml
 
 
 @needs_fashion_mnist
