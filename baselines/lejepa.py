@@ -23,7 +23,6 @@ from baselines.sigreg import knots, sigreg, unit_slices
 from core.errors import BenchError
 from core.method import Augmentation, Crops, InputSampler, Method, MethodSpec, MultiCrop, PaperRun, register_method
 from core.ranges import COUNT, NON_NEGATIVE, POSITIVE, SHARE, WIDTH, Range
-from core.seeding import STEPS, derive_seed
 from core.vit import VisionTransformer
 
 PROBABILITY = Range(0, 1)
@@ -61,7 +60,6 @@ class LeJEPA(Method):
         self.register_buffer("t", t, persistent=False)
         self.register_buffer("weights", weights, persistent=False)
         self.slices = Slices(cfg.proj_dim, cfg.slices, seed)
-        self.seed = seed
 
     def input_sampler(self) -> Slices:
         return self.slices
@@ -98,8 +96,7 @@ class LeJEPA(Method):
         """SIGReg of the projections of held-out images (B, C, H, W), one view, on slices fixed by the
         seed, in this process alone: near 0 for Gaussian embeddings, large when they collapse."""
         z = self.projector(self.encoder(images)[:, 0]).float().unsqueeze(0)
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, 0, STEPS))
-        fixed = unit_slices(self.cfg.proj_dim, self.cfg.slices, generator)
+        fixed = self.slices(len(images), 0)["slices"]  # step 0's
         return {"sigreg": float(sigreg(z, fixed, self.t, self.weights, reduce=False))}
 
 

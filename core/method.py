@@ -38,6 +38,18 @@ from core.vit import VisionTransformer
 INTERPOLATIONS = ("bilinear", "bicubic")
 
 
+def check_interpolation(interpolation: str) -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise BenchError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+
+
+def check_crop_scale(name: str, scale: tuple[float, float]) -> None:
+    """A random resized crop's (min, max) share of the image's area."""
+    lo, hi = scale
+    if not 0 < lo <= hi <= 1:
+        raise BenchError(f"{name} must satisfy 0 < min <= max <= 1, got {scale}")
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """A method's training augmentation: a random resized crop (I-JEPA's only augmentation), a
@@ -51,11 +63,8 @@ class Augmentation:
     multi_crop: "MultiCrop | None" = None  # several views per image (then the fields above are unused)
 
     def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATIONS:
-            raise BenchError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise BenchError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        check_interpolation(self.interpolation)
+        check_crop_scale("crop_scale", self.crop_scale)
         if self.color_jitter < 0:
             raise BenchError(f"color_jitter must be >= 0, got {self.color_jitter}")
 
@@ -70,9 +79,7 @@ class Crops:
     size: int | None = None
 
     def __post_init__(self) -> None:
-        lo, hi = self.scale
-        if not 0 < lo <= hi <= 1:
-            raise BenchError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.scale}")
+        check_crop_scale("crop scale", self.scale)
         if self.count < 0 or (self.size is not None and self.size < 1):
             raise BenchError(f"crops need count >= 0 and size >= 1, got {self.count} of {self.size} px")
 
@@ -104,8 +111,7 @@ class MultiCrop:
         for name in ("hflip", "jitter_prob", "grayscale", "blur", "solarize"):
             if not 0 <= getattr(self, name) <= 1:
                 raise BenchError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise BenchError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        check_interpolation(self.interpolation)
 
 
 class InputSampler(ABC):

@@ -2,7 +2,6 @@
 (clock and budget, bench/train/clock.py and budget.py), its record (records.py) and its checkpoint
 (checkpoint.py). With several processes, one all-reduce a step (ddp.py) makes them agree."""
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,11 +157,15 @@ def record(run: Run, means: dict, lr: float, wd: float, momentum: float) -> dict
         "lr": lr,
         "wd": wd,
         "ema": momentum,
-        "images": s.images,
-        "flops": s.flops,
-        "device_hours": s.device_seconds / 3600,
+        **compute_spent(run),
         **parts,
     }
+
+
+def compute_spent(run: Run) -> dict:
+    """A record's compute: images, FLOPs and device-hours spent so far."""
+    s = run.budget.spent
+    return {"images": s.images, "flops": s.flops, "device_hours": s.device_seconds / 3600}
 
 
 def write_records(run: Run, metrics: dict | None, final: bool) -> None:
@@ -170,17 +173,15 @@ def write_records(run: Run, metrics: dict | None, final: bool) -> None:
     health signals due at a step without a metrics record go in a record of their own."""
     health = {}
     if run.health is not None and run.health.due(run.budget.spent.steps, final):
-        t0 = time.perf_counter()
+        aside = run.clock.excluded
         with run.clock.aside():  # not training time, no FLOPs
             health = run.health.measure(run.method)
-        run.budget.spent.health_seconds += time.perf_counter() - t0
+        run.budget.spent.health_seconds += run.clock.excluded - aside
     if metrics is not None:
         run.log.write(metrics | health)
     elif health:
-        s = run.budget.spent
         progress = round(run.budget.progress(), 6)
-        compute = {"images": s.images, "flops": s.flops, "device_hours": s.device_seconds / 3600}
-        run.log.write({"step": s.steps, "progress": progress, **compute, **health})
+        run.log.write({"step": run.budget.spent.steps, "progress": progress, **compute_spent(run), **health})
 
 
 def save(run: Run) -> None:
