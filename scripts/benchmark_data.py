@@ -51,7 +51,7 @@ def measure(method: str, batches: int) -> dict:
     data = load_split(cfg.data, "train")
     model = build_method(cfg, data.channels)
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, 0)
-    loader = training_loader(cfg, data, model, sampler, ONE_PROCESS, pin=False)
+    loader = training_loader(cfg, data, model, sampler, ONE_PROCESS, torch.device("cpu"))
     batches_iter = iter(loader)
     next(batches_iter)  # warm-up: the first epoch's permutation, the transforms' first calls
     t = time.perf_counter()

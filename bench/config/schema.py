@@ -54,6 +54,9 @@ class DataConfig:
     # Fashion-MNIST's 28 px resized to 32: with patch 4 an 8x8 grid (see ijepa/model.py's default_config)
     image_size: int = 32
     num_workers: int = 0
+    # batches made on the device from a resident copy of the split (bench/train/device_batches.py);
+    # None (auto): on CUDA, for a dataset held in memory that fits a quarter of the free device memory
+    on_device: bool | None = later(None)
 
 
 @dataclass

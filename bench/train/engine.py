@@ -92,7 +92,7 @@ def train(
     spent, window = resume(cfg, run_dir, method, optimizer, train_hash, device, where)
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, spent.steps, where)
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
-    loader = training_loader(cfg, data, method, sampler, where, pin=device.type == "cuda")
+    loader = training_loader(cfg, data, method, sampler, where, device)
     summary = {
         "status": TrainingStatus.RUNNING,
         "train_config_hash": train_hash,  # evaluation refuses a config.yaml whose training part changed

@@ -6,15 +6,17 @@ from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from bench.config.schema import RunConfig
 from bench.data.split import Split
-from bench.data.transforms import Transformed, train_transform
+from bench.data.views import Views, image_generator
 from bench.errors import BenchError
+from bench.train.device_batches import DeviceBatches, resident
 from bench.train.devices import ONE_PROCESS, Ranks
 from bench.train.methods import augmentation
 from core.method import InputSampler
-from core.seeding import EPOCHS, INDICES, STEPS, derive_seed
+from core.seeding import EPOCHS, derive_seed
 
 
 class StepSampler(Sampler):
@@ -45,22 +47,23 @@ class StepSampler(Sampler):
 
 
 class StepTagged(Dataset):
-    """(step, index) -> (step, image, label), the augmentation drawn from a generator seeded by
-    (seed, step, index): the same image gets the same crop at the same step whatever process or
-    data-loader worker loads it, so resumed and multi-process runs see what one process would."""
+    """(step, index) -> (step, views, label), each image's augmentation drawn from a generator seeded by
+    (seed, step, index) (bench/data/views.py): the same image gets the same crop at the same step whatever
+    process or data-loader worker loads it, so resumed and multi-process runs see what one process would."""
 
-    def __init__(self, inner: Dataset, seed: int) -> None:
-        self.inner, self.seed = inner, seed
+    def __init__(self, data: Split, views: Views, seed: int) -> None:
+        self.data, self.views, self.seed = data, views, seed
 
     def __len__(self) -> int:
-        return len(self.inner)
+        return len(self.data)
 
     def __getitem__(self, key: tuple[int, int]):
         step, i = key
-        with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global generator
-            torch.manual_seed(derive_seed(derive_seed(self.seed, step, STEPS), i, INDICES))
-            image, label = self.inner[i]
-        return step, image, label
+        image, label = self.data.dataset[i]
+        if not isinstance(image, torch.Tensor):  # a decoded file: torchvision's ToImage
+            image = pil_to_tensor(image)
+        params = self.views.draw(image_generator(self.seed, step, i), *image.shape[-2:])
+        return step, self.views.apply(image, params), label
 
 
 class Collate:
@@ -89,15 +92,20 @@ class Collate:
         return batch
 
 
-def training_loader(cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, pin: bool) -> DataLoader:
-    """The run's batches from `sampler`'s first step on: augmented by the method's augmentation, with
-    the method's per-step inputs; `pin`: pinned memory for a copy to the GPU."""
+def training_loader(cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, device: torch.device):
+    """The run's batches from `sampler`'s first step on, augmented by the method's augmentation, with the
+    method's per-step inputs: made on the device from a resident copy of the split where
+    `data.on_device` says so (bench/train/device_batches.py), else per image by the data loader's
+    workers (pinned for a copy to a GPU)."""
+    views = Views.of(data, cfg.data.image_size, augmentation(cfg))
+    if resident(cfg, data, device):
+        return DeviceBatches(cfg, data, views, method, sampler, where, device)
     return DataLoader(
-        StepTagged(Transformed(data, train_transform(data, cfg.data.image_size, augmentation(cfg))), cfg.seed),
+        StepTagged(data, views, cfg.seed),
         batch_sampler=sampler,
         collate_fn=Collate(method.input_sampler(), where),
         num_workers=cfg.data.num_workers,
-        pin_memory=pin,
+        pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),
     )

@@ -17,7 +17,7 @@ import submitit
 import torch
 
 from bench.data.datasets import load_split
-from bench.data.transforms import Transformed, train_transform
+from bench.data.views import Views
 from bench.errors import BenchError
 from bench.launch import executors
 from bench.launch.executors import EXECUTORS, LaunchOptions, submit_slurm
@@ -59,7 +59,7 @@ def test_each_process_gets_its_share_of_the_global_batch_and_its_masks(method):
     cfg = tiny_config(method, **({"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}))
     model = build_method(cfg, 1)
     data = load_split(cfg.data, "train")
-    dataset = StepTagged(Transformed(data, train_transform(data, 16, augmentation(cfg))), seed=0)
+    dataset = StepTagged(data, Views.of(data, 16, augmentation(cfg)), seed=0)
 
     def batch(ranks: Ranks, step: int) -> dict:
         sampler = StepSampler(len(data), 16, seed=0, start_step=step, ranks=ranks)
@@ -89,7 +89,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused():
 def test_augmentation_depends_on_step_and_image_only():
     cfg = tiny_config()
     data = load_split(cfg.data, "train")
-    dataset = StepTagged(Transformed(data, train_transform(data, 16, Augmentation((0.2, 1.0)))), seed=0)
+    dataset = StepTagged(data, Views.of(data, 16, Augmentation((0.2, 1.0))), seed=0)
     first = dataset[(5, 7)][1]
     torch.rand(100)  # the global generator moves on; the crop of (step 5, image 7) does not
     for key in [(5, 3), (6, 7)]:

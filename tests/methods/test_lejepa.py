@@ -18,7 +18,7 @@ from scipy import integrate
 from baselines.lejepa import LeJEPA
 from baselines.sigreg import epps_pulley, knots, sigreg, unit_slices
 from bench.data.datasets import load_split
-from bench.data.transforms import Transformed, train_transform
+from bench.data.views import Views
 from bench.train.engine import train
 from bench.train.loader import Collate, StepSampler, StepTagged
 from bench.train.methods import augmentation, build_method
@@ -153,7 +153,7 @@ def test_the_views_are_drawn_per_seed_step_and_image():
     differ at another step; the global views have the run's size, the local ones lejepa.local_size."""
     cfg = tiny_config("lejepa")
     data = load_split(cfg.data, "train")
-    dataset = StepTagged(Transformed(data, train_transform(data, 16, augmentation(cfg))), seed=3)
+    dataset = StepTagged(data, Views.of(data, 16, augmentation(cfg)), seed=3)
     model = build_method(cfg, 1)
 
     def batch(step: int) -> dict:

@@ -1,0 +1,161 @@
+"""A batch's views made at once on the device, from the parameters bench/data/views.py draws per image:
+the same crop boxes, flips, colour jitter, grayscale, blur and solarisation, applied as batched tensor
+operations to float images (the CPU path works on uint8 per image with torchvision's kernels).
+
+Where the two paths differ, and why it does not matter to what is learnt:
+- resizing: one bilinear or bicubic `grid_sample` per batch, whose samples near a crop's edge read the
+  image's pixels just outside the crop (torchvision resizes the cropped pixels alone, clamping at its
+  edge), and without antialiasing (torchvision's antialias acts only when a crop is shrunk; on
+  Fashion-MNIST at 32 px every crop is enlarged);
+- precision: float throughout, where the CPU path rounds to uint8 after each kernel (<= 1/255).
+tests/data/test_views.py bounds the difference against the CPU path.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from bench.data.views import (
+    FACTORS,
+    FLIP,
+    GRAY,
+    HEIGHT,
+    JITTER,
+    LEFT,
+    ORDER,
+    SIGMA,
+    SOLARIZE,
+    TOP,
+    WIDTH,
+    Recipe,
+    Views,
+)
+
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W): the luma of RGB images, or 1-channel images as they are."""
+    if x.shape[1] == 1:
+        return x
+    return (x * x.new_tensor(GRAY_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (factor * x + (1 - factor) * other).clamp(0, 1)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(1)
+    top, bottom = x.max(1).values, x.min(1).values
+    chroma = top - bottom
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    hue = torch.where(top == r, ((g - b) / safe) % 6, torch.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
+    sat = torch.where(top > 0, chroma / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(top))
+    return torch.stack([hue, sat, top], 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], 1)  # r, g, b
+    return v.unsqueeze(1) - (v * s).unsqueeze(1) * (torch.minimum(k, 4 - k).clamp(0, 1))
+
+
+def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 1:
+        return x
+    hsv = rgb_to_hsv(x)
+    hsv[:, 0] = (hsv[:, 0] + factor.view(-1, 1, 1)) % 1.0
+    return hsv_to_rgb(hsv)
+
+
+def jitter_op(x: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
+    """ColorJitter's operation `op` (brightness, contrast, saturation, hue) with per-image factors (N,)."""
+    f = factor.view(-1, 1, 1, 1)
+    if op == 0:
+        return (f * x).clamp(0, 1)
+    if op == 1:
+        return blend(x, grayscale(x).mean((1, 2, 3), keepdim=True), f)
+    if op == 2:
+        return x if x.shape[1] == 1 else blend(x, grayscale(x), f)
+    return adjust_hue(x, factor)
+
+
+def jitter(x: torch.Tensor, params: torch.Tensor, ranges) -> torch.Tensor:
+    """Each image's jitter in its own drawn order: at each of the 4 positions, every set operation is
+    computed and each image keeps the one its order names there."""
+    on = params[:, JITTER].bool()
+    order, factors = params[:, ORDER].long(), params[:, FACTORS].to(x.dtype)
+    for position in range(4):
+        out = x
+        for op in range(4):
+            if ranges[op] is not None:
+                chosen = (on & (order[:, position] == op)).view(-1, 1, 1, 1)
+                out = torch.where(chosen, jitter_op(x, op, factors[:, op]), out)
+        x = out
+    return x
+
+
+def crop_grids(params: torch.Tensor, height: int, width: int, size: int, flip_first: bool) -> torch.Tensor:
+    """Sampling grids (N, S, S, 2) of each image's crop box resized to S x S, mirrored where it flips.
+    A flip before the crop (`flip_first`) is the mirrored crop of the mirrored box."""
+    p = params.to(torch.float32)
+    top, left, h, w, flip = p[:, TOP], p[:, LEFT], p[:, HEIGHT], p[:, WIDTH], p[:, FLIP] > 0
+    if flip_first:
+        left = torch.where(flip, width - left - w, left)
+    theta = torch.zeros(len(p), 2, 3, dtype=torch.float32, device=params.device)
+    theta[:, 0, 0] = torch.where(flip, -w / width, w / width)
+    theta[:, 0, 2] = (2 * left + w) / width - 1
+    theta[:, 1, 1] = h / height
+    theta[:, 1, 2] = (2 * top + h) / height - 1
+    return F.affine_grid(theta, [len(p), 1, size, size], align_corners=False)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Tensor:
+    """torchvision's Gaussian blur (reflect padding, kernel of `kernel` taps) with a sigma per image;
+    images with sigma 0 are left as they are."""
+    n, c, h, w = x.shape
+    taps = torch.arange(kernel, device=x.device, dtype=x.dtype) - (kernel - 1) / 2
+    safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma)).to(x.dtype)
+    k = torch.exp(-0.5 * (taps / safe.view(-1, 1)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N C, kernel)
+    pad = kernel // 2
+    y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, k.view(n * c, 1, 1, kernel), groups=n * c)
+    y = F.conv2d(y, k.view(n * c, 1, kernel, 1), groups=n * c).view(n, c, h, w)
+    return torch.where((sigma > 0).view(-1, 1, 1, 1), y, x)
+
+
+def apply_views(images: torch.Tensor, params: torch.Tensor, recipe: Recipe, mean, std) -> torch.Tensor:
+    """(N, C, S, S) normalised views of `images` (N, C, H, W) uint8, one per row of `params` (N, PARAMS)."""
+    x = images.float() / 255
+    height, width = x.shape[-2:]
+    p = params.to(x.device)
+    if not recipe.crop_first and recipe.jitter is not None:
+        x = jitter(x, p, recipe.jitter)
+    grid = crop_grids(p, height, width, recipe.size, flip_first=not recipe.crop_first)
+    x = F.grid_sample(x, grid, mode=recipe.interpolation, padding_mode="border", align_corners=False)
+    if recipe.interpolation == "bicubic":
+        x = x.clamp(0, 1)
+    if recipe.crop_first:
+        x = jitter(x, p, recipe.jitter)
+        if recipe.grayscale is not None:
+            x = torch.where(p[:, GRAY].bool().view(-1, 1, 1, 1), grayscale(x).expand_as(x), x)
+        if recipe.blur is not None:
+            x = gaussian_blur(x, p[:, SIGMA], recipe.kernel)
+        x = torch.where(p[:, SOLARIZE].bool().view(-1, 1, 1, 1) & (x >= 128 / 255), 1 - x, x)
+    mean, std = x.new_tensor(mean).view(1, -1, 1, 1), x.new_tensor(std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def batch_views(views: Views, images: torch.Tensor, params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch's views of `images` (B, C, H, W) uint8 from each group's parameters (B, V, PARAMS): what
+    the CPU path's collate stacks, "images" (B, C, S, S), or a multi-crop's "images" (B, Vg, C, S, S)
+    and "local_images" (B, Vl, C, s, s)."""
+    out = []
+    for (count, recipe), p in zip(views.groups, params, strict=True):
+        x = apply_views(images.repeat_interleave(count, 0), p.flatten(0, 1), recipe, views.mean, views.std)
+        out.append(x.unflatten(0, (len(images), count)))
+    if not views.multi:
+        return {"images": out[0][:, 0]}
+    return {"images": out[0]} | ({"local_images": out[1]} if len(out) > 1 else {})
