@@ -3,10 +3,8 @@ the same crop boxes, flips, colour jitter, grayscale, blur and solarisation, app
 operations to float images (the CPU path works on uint8 per image with torchvision's kernels).
 
 Where the two paths differ, and why it does not matter to what is learnt:
-- resizing: one bilinear or bicubic `grid_sample` per batch, whose samples near a crop's edge read the
-  image's pixels just outside the crop (torchvision resizes the cropped pixels alone, clamping at its
-  edge), and without antialiasing (torchvision's antialias acts only when a crop is shrunk; on
-  Fashion-MNIST at 32 px every crop is enlarged);
+- resizing: the same antialiased bilinear or bicubic filters as torchvision's resize, applied as two
+  batched matrix products per batch (on uint8 torchvision rounds each pixel, here nothing is rounded);
 - precision: float throughout, where the CPU path rounds to uint8 after each kernel (<= 1/255).
 tests/data/test_views.py bounds the difference against the CPU path.
 """
@@ -96,19 +94,44 @@ def jitter(x: torch.Tensor, params: torch.Tensor, ranges) -> torch.Tensor:
     return x
 
 
-def crop_grids(params: torch.Tensor, height: int, width: int, size: int, flip_first: bool) -> torch.Tensor:
-    """Sampling grids (N, S, S, 2) of each image's crop box resized to S x S, mirrored where it flips.
-    A flip before the crop (`flip_first`) is the mirrored crop of the mirrored box."""
-    p = params.to(torch.float32)
+def filter_weights(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """The resampling filter at distances `x`: triangle (bilinear) or Keys' cubic with a = -0.5 (bicubic),
+    the filters of torch's antialiased interpolation (what torchvision's resize with antialias uses)."""
+    x = x.abs()
+    if mode == "bilinear":
+        return (1 - x).clamp(min=0)
+    a = -0.5
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def resize_weights(start: torch.Tensor, length: torch.Tensor, size: int, out: int, mode: str) -> torch.Tensor:
+    """(N, out, size): row u holds the weights with which output pixel u of each image's crop
+    [start, start + length) of an axis of `size` pixels, resized to `out`, reads the input's pixels —
+    torch's antialiased resampling (the filter widened by the shrink factor), written as a matrix."""
+    scale = (length / out).view(-1, 1, 1)
+    stretch = scale.clamp(min=1)  # shrinking widens the filter: antialiasing
+    centre = start.view(-1, 1, 1) + (torch.arange(out, device=start.device).view(1, -1, 1) + 0.5) * scale
+    pixel = torch.arange(size, device=start.device).view(1, 1, -1)
+    w = filter_weights((pixel + 0.5 - centre) / stretch, mode)
+    inside = (pixel >= start.view(-1, 1, 1)) & (pixel < (start + length).view(-1, 1, 1))
+    w = w * inside
+    return w / w.sum(-1, keepdim=True)
+
+
+def resized_crops(x: torch.Tensor, params: torch.Tensor, size: int, mode: str, flip_first: bool) -> torch.Tensor:
+    """Each image's crop box resized to `size` x `size` and mirrored where it flips, as two batched
+    matrix products. A flip before the crop (`flip_first`) is the mirrored crop of the mirrored box."""
+    p = params.to(x.dtype)
+    height, width = x.shape[-2:]
     top, left, h, w, flip = p[:, TOP], p[:, LEFT], p[:, HEIGHT], p[:, WIDTH], p[:, FLIP] > 0
     if flip_first:
         left = torch.where(flip, width - left - w, left)
-    theta = torch.zeros(len(p), 2, 3, dtype=torch.float32, device=params.device)
-    theta[:, 0, 0] = torch.where(flip, -w / width, w / width)
-    theta[:, 0, 2] = (2 * left + w) / width - 1
-    theta[:, 1, 1] = h / height
-    theta[:, 1, 2] = (2 * top + h) / height - 1
-    return F.affine_grid(theta, [len(p), 1, size, size], align_corners=False)
+    rows = resize_weights(top, h, height, size, mode)  # (N, S, H)
+    cols = resize_weights(left, w, width, size, mode)  # (N, S, W)
+    cols = torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)
+    return (rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)).clamp(0, 1)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -129,14 +152,10 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Te
 def apply_views(images: torch.Tensor, params: torch.Tensor, recipe: Recipe, mean, std) -> torch.Tensor:
     """(N, C, S, S) normalised views of `images` (N, C, H, W) uint8, one per row of `params` (N, PARAMS)."""
     x = images.float() / 255
-    height, width = x.shape[-2:]
     p = params.to(x.device)
     if not recipe.crop_first and recipe.jitter is not None:
         x = jitter(x, p, recipe.jitter)
-    grid = crop_grids(p, height, width, recipe.size, flip_first=not recipe.crop_first)
-    x = F.grid_sample(x, grid, mode=recipe.interpolation, padding_mode="border", align_corners=False)
-    if recipe.interpolation == "bicubic":
-        x = x.clamp(0, 1)
+    x = resized_crops(x, p, recipe.size, recipe.interpolation, flip_first=not recipe.crop_first)
     if recipe.crop_first:
         x = jitter(x, p, recipe.jitter)
         if recipe.grayscale is not None:
