@@ -23,3 +23,7 @@ app.command("list")(registries.list_registries)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m bench.cli.main (scripts/gpu_check.sh, where no console script is installed)
+    main()

@@ -1,0 +1,121 @@
+"""The device-resident data path (bench/train/device_batches.py), here on the CPU (and on CUDA where there
+is one): when it is taken, that its batches are functions of the step, that they hold the CPU path's
+crops, that processes' shares join into one process's batch, and that a pre-empted run resumes exactly."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from bench.data.datasets import load_split
+from bench.errors import BenchError
+from bench.train.device_batches import DeviceBatches, resident
+from bench.train.devices import Ranks
+from bench.train.engine import train
+from bench.train.loader import StepSampler, training_loader
+from bench.train.loop import Preempted
+from bench.train.methods import build_method
+
+from ..conftest import TINY_METHODS, tiny_config
+
+CPU = torch.device("cpu")
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")],
+    ),
+]
+
+
+def test_which_runs_make_their_batches_on_the_device(tmp_path):
+    cfg = tiny_config()
+    data = load_split(cfg.data, "train")
+    assert not resident(cfg, data, CPU)  # auto: on CUDA only
+    assert resident(tiny_config(**{"data.on_device": True}), data, CPU)
+    assert not resident(tiny_config(**{"data.on_device": False}), data, CPU)
+    on_files = replace(data, in_memory=False)  # a dataset that decodes files per image (imagefolder)
+    assert not resident(cfg, on_files, CPU)
+    with pytest.raises(BenchError, match="data.on_device needs a dataset held in memory") as e:
+        resident(tiny_config(**{"data.on_device": True}), on_files, CPU)
+    assert "\n" not in str(e.value)
+
+
+def batches(cfg, device, start: int, count: int, ranks: Ranks = Ranks()) -> list[dict]:
+    data = load_split(cfg.data, "train")
+    method = build_method(cfg, data.channels)
+    sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, start, ranks)
+    loader = training_loader(cfg, data, method, sampler, ranks, torch.device(device))
+    it = iter(loader)
+    return [next(it) for _ in range(count)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", list(TINY_METHODS))
+def test_device_batches_are_functions_of_the_step_and_hold_the_cpu_paths_crops(method, device):
+    cfg = tiny_config(method, **{"data.on_device": True})
+    first = batches(cfg, device, 0, 3)
+    again = batches(cfg, device, 2, 1)[0]  # a run resumed at step 2
+    assert first[2].keys() == again.keys() and again["step"] == 2
+    for key, value in again.items():
+        if key != "step":
+            assert value.device.type == device and torch.equal(value, first[2][key]), key
+    cpu_path = batches(tiny_config(method), "cpu", 2, 1)[0]
+    for key in ("images", "local_images", "labels"):
+        if key in cpu_path:  # the same crops of the same images, to uint8 rounding (in normalised units)
+            assert again[key].shape == cpu_path[key].shape, key
+            diff = (again[key].cpu() - cpu_path[key]).abs()
+            assert diff.mean() < 0.02 and diff.max() < 0.3, (key, float(diff.max()))
+    masks = set(again) - {"step", "images", "local_images", "labels"}
+    assert masks == set(cpu_path) - {"step", "images", "local_images", "labels"}
+    for key in masks:  # the batched sampler's masks: the exact sampler's shapes and kinds
+        assert again[key].dtype == cpu_path[key].dtype and again[key].ndim == cpu_path[key].ndim, key
+
+
+@pytest.mark.parametrize("method", list(TINY_METHODS))
+def test_two_processes_device_batches_join_into_one_process_batch(method):
+    extra = {"ijepa.mask.truncate": "batch"} if method == "ijepa" else {}
+    cfg = tiny_config(method, **{"data.on_device": True, **extra})
+    whole = batches(cfg, "cpu", 5, 1)[0]
+    parts = [batches(cfg, "cpu", 5, 1, Ranks(r, 2))[0] for r in range(2)]
+    sampler = build_method(cfg, 1).input_sampler(CPU)
+    dims = getattr(sampler, "batch_dims", {})
+    for key, value in whole.items():
+        if key == "step":
+            continue
+        dim = dims.get(key, 0)
+        if dim is None:
+            assert all(torch.equal(p[key], value) for p in parts), key
+        else:
+            assert torch.equal(torch.cat([p[key] for p in parts], dim), value), key
+
+
+def records(run) -> list[tuple]:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r.get("loss"), r["flops"]) for r in lines]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", list(TINY_METHODS))
+def test_a_run_on_device_batches_resumed_equals_an_uninterrupted_one(method, device, tmp_path):
+    cfg = tiny_config(
+        method, **{"data.on_device": True, "device": device, "budget.value": 6, "log_every": 1, "health.every": 0}
+    )
+    train(cfg, tmp_path / "straight")
+    asks = iter(range(1, 100))
+    with pytest.raises(Preempted):
+        train(cfg, tmp_path / "resumed", stop=lambda: next(asks) == 3)
+    train(cfg, tmp_path / "resumed")
+    assert records(tmp_path / "resumed") == records(tmp_path / "straight")
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["method"]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["method"]
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_the_device_path_is_what_training_reads():
+    data = load_split(tiny_config().data, "train")
+    cfg = tiny_config(**{"data.on_device": True})
+    loader = training_loader(cfg, data, build_method(cfg, 1), StepSampler(len(data), 16, 0, 0), Ranks(), CPU)
+    assert isinstance(loader, DeviceBatches)
