@@ -75,6 +75,9 @@ class DeviceBatches:
             collate_fn=stack_draws,
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,
+            generator=torch.Generator().manual_seed(
+                cfg.seed
+            ),  # else its workers' seed is read from the global generator
         )
 
     def __iter__(self) -> Iterator[dict]:

@@ -11,7 +11,7 @@ import torch
 from bench.data.datasets import load_split
 from bench.errors import BenchError
 from bench.train.device_batches import DeviceBatches, resident
-from bench.train.devices import Ranks
+from bench.train.devices import ONE_PROCESS, Ranks
 from bench.train.engine import train
 from bench.train.loader import StepSampler, training_loader
 from bench.train.loop import Preempted
@@ -42,7 +42,7 @@ def test_which_runs_make_their_batches_on_the_device(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def batches(cfg, device, start: int, count: int, ranks: Ranks = Ranks()) -> list[dict]:
+def batches(cfg, device, start: int, count: int, ranks: Ranks = ONE_PROCESS) -> list[dict]:
     data = load_split(cfg.data, "train")
     method = build_method(cfg, data.channels)
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, start, ranks)
@@ -65,7 +65,7 @@ def test_device_batches_are_functions_of_the_step_and_hold_the_cpu_paths_crops(m
     for key in ("images", "local_images", "labels"):
         if key in cpu_path:  # the same crops of the same images, to uint8 rounding (in normalised units)
             assert again[key].shape == cpu_path[key].shape, key
-            diff = (again[key].cpu() - cpu_path[key]).abs()
+            diff = (again[key].cpu() - cpu_path[key]).abs().float()
             assert diff.mean() < 0.02 and diff.max() < 0.3, (key, float(diff.max()))
     masks = set(again) - {"step", "images", "local_images", "labels"}
     assert masks == set(cpu_path) - {"step", "images", "local_images", "labels"}
@@ -117,5 +117,14 @@ def test_a_run_on_device_batches_resumed_equals_an_uninterrupted_one(method, dev
 def test_the_device_path_is_what_training_reads():
     data = load_split(tiny_config().data, "train")
     cfg = tiny_config(**{"data.on_device": True})
-    loader = training_loader(cfg, data, build_method(cfg, 1), StepSampler(len(data), 16, 0, 0), Ranks(), CPU)
+    loader = training_loader(cfg, data, build_method(cfg, 1), StepSampler(len(data), 16, 0, 0), ONE_PROCESS, CPU)
     assert isinstance(loader, DeviceBatches)
+
+
+def test_loader_workers_draw_the_same_parameters():
+    """With data.num_workers the draws are made in worker processes: the same batches."""
+    cfg = tiny_config("lejepa", **{"data.on_device": True})
+    in_process = batches(cfg, "cpu", 2, 2)
+    in_workers = batches(tiny_config("lejepa", **{"data.on_device": True, "data.num_workers": 2}), "cpu", 2, 2)
+    for a, b in zip(in_process, in_workers, strict=True):
+        assert a.keys() == b.keys() and all(k == "step" or torch.equal(a[k], b[k]) for k in a)
