@@ -97,16 +97,30 @@ def image_generator(seed: int, step: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(derive_seed(seed, step, STEPS), index, INDICES))
 
 
+# one reusable scalar of each kind per process: a draw fills it (torch.rand and torch.randint are these
+# fills of a new tensor), sparing an allocation per draw
+_FLOAT, _EXP, _INT = torch.empty(1), torch.empty(1), torch.empty(1, dtype=torch.int64)
+
+
 def happens(g: torch.Generator, p: float) -> bool:
-    """A random transform with probability p applies (torchvision: skipped when rand(1) >= p, in float32)."""
-    return not bool(torch.rand(1, generator=g) >= p)
+    """A random transform with probability p applies: torchvision skips it when rand(1) >= p, compared in
+    float32 (p rounded to float32, as a Python number meeting a float32 tensor is)."""
+    return _FLOAT.uniform_(0, 1, generator=g).item() < float32(p)
 
 
-def uniform(g: torch.Generator, lo, hi) -> float:
-    return torch.empty(1).uniform_(lo, hi, generator=g).item()
+def float32(x: float) -> float:
+    return _EXP.fill_(x).item()
 
 
-LOG_RATIO = torch.log(torch.tensor(RATIO))
+def uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return _FLOAT.uniform_(lo, hi, generator=g).item()
+
+
+def randint(g: torch.Generator, high: int) -> int:
+    return _INT.random_(0, high, generator=g).item()
+
+
+LOG_RATIO = tuple(torch.log(torch.tensor(RATIO)).tolist())  # float32 values, as torchvision keeps them
 
 
 def crop_box(g: torch.Generator, height: int, width: int, scale: tuple[float, float]) -> tuple[int, int, int, int]:
@@ -114,11 +128,10 @@ def crop_box(g: torch.Generator, height: int, width: int, scale: tuple[float, fl
     area = height * width
     for _ in range(10):
         target_area = area * uniform(g, scale[0], scale[1])
-        aspect = torch.exp(torch.empty(1).uniform_(LOG_RATIO[0], LOG_RATIO[1], generator=g)).item()
+        aspect = torch.exp(_FLOAT.uniform_(*LOG_RATIO, generator=g), out=_EXP).item()
         w, h = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top = torch.randint(0, height - h + 1, size=(1,), generator=g).item()
-            left = torch.randint(0, width - w + 1, size=(1,), generator=g).item()
+            top, left = randint(g, height - h + 1), randint(g, width - w + 1)
             return top, left, h, w
     ratio = width / height
     if ratio < min(RATIO):
