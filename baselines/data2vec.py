@@ -120,8 +120,8 @@ class TeacherStudent(Method):
 
     masks: InputSampler
 
-    def input_sampler(self) -> InputSampler:
-        return self.masks
+    def input_sampler(self, device: torch.device | None = None) -> InputSampler:
+        return self.masks.on(device)
 
     def ema_horizon(self, clock: Clock) -> float | None:
         """The fraction of the paper's run over which the momentum ramps: data2vec 2.0's `ema_steps`

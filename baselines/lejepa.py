@@ -18,9 +18,9 @@ from torch import nn
 from torchvision.ops import MLP
 
 from baselines.config import LeJEPAConfig
-from baselines.masking import step_generator
 from baselines.sigreg import knots, sigreg, unit_slices
 from core.errors import BenchError
+from core.grid_masks import step_generator
 from core.method import Augmentation, Crops, InputSampler, Method, MethodSpec, MultiCrop, PaperRun, register_method
 from core.ranges import COUNT, NON_NEGATIVE, POSITIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer
@@ -30,7 +30,8 @@ PROBABILITY = Range(0, 1)
 
 class Slices(InputSampler):
     """SIGReg's M unit directions in R^K for a step, from (seed, step): every process draws the same
-    ones (they are not per image: no batch dimension, each process gets them all)."""
+    ones (they are not per image: no batch dimension, each process gets them all), on the CPU or, from
+    a generator there, on the sampler's device (`on`)."""
 
     batch_dims = {"slices": None}
 
@@ -38,7 +39,7 @@ class Slices(InputSampler):
         self.dim, self.count, self.seed = dim, count, seed
 
     def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
-        return {"slices": unit_slices(self.dim, self.count, step_generator(self.seed, step))}
+        return {"slices": unit_slices(self.dim, self.count, step_generator(self.seed, step, self.device))}
 
 
 class LeJEPA(Method):
@@ -61,8 +62,8 @@ class LeJEPA(Method):
         self.register_buffer("weights", weights, persistent=False)
         self.slices = Slices(cfg.proj_dim, cfg.slices, seed)
 
-    def input_sampler(self) -> Slices:
-        return self.slices
+    def input_sampler(self, device: torch.device | None = None) -> Slices:
+        return self.slices.on(device)
 
     def encoders(self) -> dict[str, VisionTransformer]:
         return {"student": self.encoder}

@@ -57,8 +57,8 @@ class MAE(Method):
         nn.init.normal_(encoder.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def input_sampler(self) -> RandomKeep:
-        return self.masks
+    def input_sampler(self, device: torch.device | None = None) -> RandomKeep:
+        return self.masks.on(device)
 
     def decode(self, z: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Encoder output z (B, 1+K, D) at kept indices (B, K) → pixel predictions (B, N, p*p*C)."""

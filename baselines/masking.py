@@ -3,6 +3,11 @@ resumed run replays them exactly, like I-JEPA's collator. Each is an `InputSampl
 (core/method.py): a picklable `(batch_size, step) -> dict` run by the data loader's collate, whose
 masks split over the processes along dimension 0.
 
+Each draws on the CPU by default, exactly as every published run did; `sampler.on(device)` (what
+`Method.input_sampler(device)` returns) draws from a generator on that device and returns tensors there,
+with the same distributions. RandomKeep and InverseBlockKeep are tensor code either way; BlockMask's
+per-image loop becomes one loop over the batch in lockstep (`BlockMask.batched`).
+
 - ``RandomKeep`` — MAE: per sample, keep int(N(1 - ratio)) patches chosen uniformly at
   random (noise → argsort → the first ones), returned sorted: (B, K).
 - ``InverseBlockKeep`` — data2vec 2.0: per clone, grow the *kept* set from b x b blocks at
@@ -16,12 +21,8 @@ import math
 
 import torch
 
+from core.grid_masks import box_sums, boxes, step_generator, uniform_below
 from core.method import InputSampler
-from core.seeding import STEPS, derive_seed
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, step, STEPS))
 
 
 def check_ratio(name: str, ratio: float) -> None:
@@ -41,7 +42,8 @@ class RandomKeep(InputSampler):
         self.seed = seed
 
     def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
-        noise = torch.rand(batch_size, self.n, generator=step_generator(self.seed, step))
+        g = step_generator(self.seed, step, self.device)
+        noise = torch.rand(batch_size, self.n, generator=g, device=g.device)
         keep = noise.argsort(dim=1)[:, : self.keep]
         return {"keep": keep.sort(dim=1).values}  # (B, K)
 
@@ -65,24 +67,24 @@ class InverseBlockKeep(InputSampler):
     def masks(self, count: int, g: torch.Generator) -> torch.Tensor:
         """(count, H, W) bool, True = kept; exactly self.keep per mask."""
         h, w, b = self.height, self.width, self.block
-        kept = torch.zeros(count, h, w, dtype=torch.bool)
-        rows, cols = torch.arange(h), torch.arange(w)
+        kept = torch.zeros(count, h, w, dtype=torch.bool, device=g.device)
+        rows, cols = torch.arange(h, device=g.device), torch.arange(w, device=g.device)
         while True:
             need = self.keep - kept.flatten(1).sum(1)  # (S,)
             if not need.any():
                 return kept
-            top = torch.randint(0, h, (count,), generator=g) - (b - 1) // 2  # centred on a random patch
-            left = torch.randint(0, w, (count,), generator=g) - (b - 1) // 2
+            top = torch.randint(0, h, (count,), generator=g, device=g.device) - (b - 1) // 2  # centred on a patch
+            left = torch.randint(0, w, (count,), generator=g, device=g.device) - (b - 1) // 2
             in_rows = (rows >= top[:, None]) & (rows < top[:, None] + b)  # (S, H)
             in_cols = (cols >= left[:, None]) & (cols < left[:, None] + b)  # (S, W)
             new = (in_rows[:, :, None] & in_cols[:, None, :] & ~kept).flatten(1)  # (S, N)
             # Take every new patch, or a random `need` of them when the block overshoots.
-            score = torch.rand(new.shape, generator=g).masked_fill(~new, 2.0)
+            score = torch.rand(new.shape, generator=g, device=g.device).masked_fill(~new, 2.0)
             rank = score.argsort(1).argsort(1)
             kept |= (new & (rank < need[:, None])).view(count, h, w)
 
     def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
-        kept = self.masks(batch_size * self.clones, step_generator(self.seed, step)).flatten(1)
+        kept = self.masks(batch_size * self.clones, step_generator(self.seed, step, self.device)).flatten(1)
         keep = kept.nonzero()[:, 1].view(len(kept), self.keep)  # row-major: sorted within a row
         return {"keep": keep}  # (B*R, K): rows i*R .. i*R+R-1 are the clones of image i
 
@@ -131,6 +133,40 @@ class BlockMask(InputSampler):
             count += added
         return mask.flatten()
 
+    def batched(self, batch_size: int, g: torch.Generator) -> torch.Tensor:
+        """(B, H, W) bool: `sample`'s masks for a batch in lockstep, on g's device. Each pass adds one
+        block to every image still drawing: `_add_block`'s 10 attempts are drawn at once (they are
+        independent given the mask so far) and the first that adds 1..room patches is taken; an image
+        stops at its target or when none of the 10 does, as `sample` does: the same distribution."""
+        (h, w), dev, shape = (self.height, self.width), g.device, (batch_size, self.ATTEMPTS)
+        lo, hi = (math.log(a) for a in self.ASPECT)
+        mask = torch.zeros(batch_size, h, w, dtype=torch.bool, device=dev)
+        count = torch.zeros(batch_size, 1, dtype=torch.long, device=dev)
+        drawing = torch.ones(batch_size, dtype=torch.bool, device=dev)
+        rows = torch.arange(batch_size, device=dev)
+        passes = 0
+        while passes % 4 or drawing.any():  # a host sync every 4th pass only; passes after the last do nothing
+            passes += 1
+            room = self.target - count  # (B, 1)
+            u, v = torch.rand(2, *shape, generator=g, device=dev, dtype=torch.float64)  # (B, 10) each
+            area = self.min_block + u * (room - self.min_block)
+            aspect = (lo + v * (hi - lo)).exp()
+            bh, bw = (area * aspect).sqrt().round().long(), (area / aspect).sqrt().round().long()
+            fits = (bh < h) & (bw < w)
+            bh, bw = bh.clamp(max=h - 1), bw.clamp(max=w - 1)  # in the grid (a block that does not fit is unused)
+            top, left = uniform_below(h - bh + 1, g), uniform_below(w - bw + 1, g)
+            added = bh * bw - box_sums(mask, top, left, bh, bw)  # (B, 10)
+            ok = fits & (added > 0) & (added <= room)
+            first = ok.int().argmax(1)  # (B,): the first attempt that succeeds
+            drawing &= ok.any(1)
+            top, left, bh, bw, added = (t[rows, first] for t in (top, left, bh, bw, added))
+            mask |= boxes(top, left, bh, bw, (h, w)).view(batch_size, h, w) & drawing[:, None, None]
+            count[:, 0] += torch.where(drawing, added, 0)
+            drawing &= count[:, 0] < self.target
+        return mask
+
     def __call__(self, batch_size: int, step: int) -> dict[str, torch.Tensor]:
-        g = step_generator(self.seed, step)
+        g = step_generator(self.seed, step, self.device)
+        if self.device is not None:
+            return {"masked": self.batched(batch_size, g).flatten(1)}  # (B, N)
         return {"masked": torch.stack([self.sample(g) for _ in range(batch_size)])}  # (B, N)

@@ -21,8 +21,9 @@ import torch.distributed as dist
 
 
 def unit_slices(dim: int, count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` random unit directions in R^dim, (dim, count): Gaussian columns, each normalised."""
-    a = torch.randn(dim, count, generator=generator)
+    """`count` random unit directions in R^dim, (dim, count): Gaussian columns, each normalised, on the
+    generator's device."""
+    a = torch.randn(dim, count, generator=generator, device=generator.device)
     return a / a.norm(dim=0, keepdim=True)
 
 

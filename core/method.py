@@ -21,6 +21,7 @@ One training loop trains every method (bench/train/loop.py `step`), per optimize
     method.after_step(clock)            # EMA update; returns the momentum (or None)
 """
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,9 +123,23 @@ class InputSampler(ABC):
     `batch_dims` gives each input's batch dimension (I-JEPA's targets (M, B, Nt): 1), or None for an
     input of the whole step (LeJEPA's slices); a process of a multi-process run keeps its share of the
     global batch's inputs, cut along it, and every input of the step whole (`process_share`).
-    A subclass that does not set it cannot be defined."""
+    A subclass that does not set it cannot be defined.
+
+    `device`: None, the exact sampler every published run used (CPU, per image where the method's
+    official code is); a device (`on(device)`), the method's batched sampler with the same
+    distributions, drawing from a `torch.Generator` on that device seeded from (seed, step) and
+    returning its tensors there: the same masks on the same kind of device, not the CPU's."""
 
     batch_dims: ClassVar[Mapping[str, int | None]]
+    device: torch.device | None = None
+
+    def on(self, device: torch.device | str | None) -> "InputSampler":
+        """This sampler drawing on `device` (a copy; None: the exact CPU sampler, this one)."""
+        if device is None:
+            return self
+        moved = copy.copy(self)
+        moved.device = torch.device(device)
+        return moved
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -152,7 +167,9 @@ class Method(nn.Module, ABC):
 
     - `forward(batch) -> {"loss": tensor, **parts}`: batch holds "images" (B, C, H, W), "labels",
       "step" and the input sampler's inputs; the parts beside "loss" are detached scalars.
-    - `input_sampler()`: the `InputSampler` of its per-batch inputs, or None.
+    - `input_sampler(device=None)`: the `InputSampler` of its per-batch inputs, or None. None: the
+      exact sampler (CPU, what the published runs replay); a `torch.device`: its batched sampler, same
+      distributions, drawn on that device (`InputSampler.on`), for a data path that makes batches there.
     - `after_step(clock)`: after every optimizer step (the EMA update); returns the momentum, or None.
     - `encoders()`: {"student": ..., "teacher": ...} (the teacher is the EMA copy, where it has one);
       `evaluated`: the one its official code evaluates (`eval.encoder: auto`).
@@ -173,7 +190,7 @@ class Method(nn.Module, ABC):
     @abstractmethod
     def encoders(self) -> dict[str, VisionTransformer]: ...
 
-    def input_sampler(self) -> InputSampler | None:
+    def input_sampler(self, device: torch.device | None = None) -> InputSampler | None:
         return None
 
     def after_step(self, clock: Clock) -> float | None:

@@ -17,6 +17,7 @@ from core.health import std
 from core.method import Augmentation, InputSampler, Method, MethodSpec, PaperRun, register_method
 from core.ranges import DEPTH, MOMENTUM, NON_NEGATIVE, SHARE, WIDTH, Range
 from core.vit import VisionTransformer, gather_tokens, init_weights, make_blocks, sincos_pos_embed
+from ijepa.batched_masks import batched_masks
 from ijepa.config import IJEPAConfig, MaskConfig
 from ijepa.masks import MaskGenerator
 
@@ -64,7 +65,9 @@ def official_init(module: nn.Module) -> None:
 
 class MaskInputs(InputSampler):
     """(batch_size, step) -> masks. `process_share` gives one process its share of a global batch's
-    masks, truncated within that share as the official per-GPU collator does (ijepa.mask.truncate)."""
+    masks, truncated within that share as the official per-GPU collator does (ijepa.mask.truncate).
+    On the CPU by default, the exact per-image generator (ijepa/masks.py); `on(device)`: the batched
+    one with the same distributions (ijepa/batched_masks.py), drawn on that device."""
 
     batch_dims = {"masks_ctx": 0, "masks_tgt": 1}  # ctx (B, Nc), tgt (M, B, Nt)
 
@@ -75,7 +78,10 @@ class MaskInputs(InputSampler):
         return self.process_share(batch_size, step, 0, 1)
 
     def process_share(self, batch_size: int, step: int, rank: int, world: int) -> dict[str, torch.Tensor]:
-        ctx, tgt = self.masks(batch_size, step, rank, world)
+        if self.device is None:
+            ctx, tgt = self.masks(batch_size, step, rank, world)
+        else:
+            ctx, tgt = batched_masks(self.masks, batch_size, step, rank, world, self.device)
         return {"masks_ctx": ctx, "masks_tgt": tgt}
 
 
@@ -101,8 +107,8 @@ class IJEPA(Method):
         self.target = EMATeacher(encoder)
         self.masks = MaskGenerator(encoder.grid, cfg.mask, seed)
 
-    def input_sampler(self) -> MaskInputs:
-        return MaskInputs(self.masks)
+    def input_sampler(self, device: torch.device | None = None) -> MaskInputs:
+        return MaskInputs(self.masks).on(device)
 
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
