@@ -74,6 +74,7 @@ class DeviceBatches:
             batch_sampler=sampler,
             collate_fn=stack_draws,
             num_workers=cfg.data.num_workers,
+            pin_memory=device.type == "cuda",  # for copies that do not wait
             persistent_workers=cfg.data.num_workers > 0,
             generator=torch.Generator().manual_seed(
                 cfg.seed

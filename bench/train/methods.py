@@ -5,9 +5,10 @@ A method is its own module(s) plus one `register_method(MethodSpec(...))` call t
 (bench/config/schema.py imports every method module) puts it in `core.method.METHODS`, and with it its
 config section, optimizer recipe, paper run, ranges and augmentation. Its contract, as `Method`:
 
-- ``input_sampler() -> InputSampler | None``: per-batch inputs drawn from the step (masks);
+- ``input_sampler(device=None) -> InputSampler | None``: per-batch inputs drawn from the step (masks);
   ``sampler(batch_size, step) -> dict``, with ``batch_dims`` (each input's batch dimension, along
-  which a multi-process run cuts each process's share) and ``process_share(batch_size, step, rank, world)``
+  which a multi-process run cuts each process's share) and ``process_share(batch_size, step, rank, world)``;
+  with a device, the batched sampler of the same distribution drawing there (the device data path)
 - ``forward(batch) -> {"loss": tensor, **parts}``
 - ``after_step(clock) -> float | None``: EMA update after each optimizer step; `clock`
   (core/clock.py) says where the run stands and gives the momentum of a paper's EMA schedule
