@@ -44,6 +44,7 @@ from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig
 from bench.data.datasets import load_split
 from bench.errors import TrainingFailed
+from bench.peaks import peak_of, utilisation
 from bench.rundir import METRICS, SUMMARY, TrainingStatus, is_trained, prepare_run_dir, read_json, write_json
 from bench.train.budget import Budget, Spent
 from bench.train.checkpoint import resume_checkpoint, trim_metrics
@@ -99,9 +100,8 @@ def train(
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
     }
-    description = f"training {run_dir.name} ({cfg.budget.kind} budget)"
     try:
-        with metrics_log(run_dir, where.main, description, on_log) as metrics:
+        with metrics_log(run_dir, where.main, f"training {run_dir.name} ({cfg.budget.kind} budget)", on_log) as metrics:
             model = wrap(method, device, where)
             parts = (model, optimizer, loader, budget, device, where, Window(window, device))
             clock = StepClock(budget.spent.device_seconds)
@@ -109,17 +109,25 @@ def train(
             run = Run(cfg, run_dir, method, *parts, clock, metrics, stop, train_hash, paper_updates, health)
             last = run_loop(run)
     except TrainingFailed as e:
-        summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=budget.summary(len(data)))
+        summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=compute(budget, len(data), where, device))
         if where.main:
             write_json(summary, run_dir / SUMMARY)
         raise
-    summary.update(status=TrainingStatus.DONE, compute=budget.summary(len(data)), final_loss=last)
+    summary.update(status=TrainingStatus.DONE, compute=compute(budget, len(data), where, device), final_loss=last)
     if health is not None:  # the final values (a run resumed with its budget spent measured none: the file's)
         summary.update(health=final_health(run_dir / METRICS), health_seconds=budget.spent.health_seconds)
     if where.main:
         write_json(summary, run_dir / SUMMARY)
         log.info("run %s done: %s", run_dir, summary["compute"])
     return summary
+
+
+def compute(budget: Budget, n_train: int, where: Ranks, device: torch.device) -> dict:
+    """summary.json's `compute`: what the run spent, its FLOP/s over all its training time and MFU
+    against `peak_flops_per_s` (one device's; None on the CPU or a device bench/peaks.py does not know)."""
+    s, peak = budget.spent, peak_of(device_name(device))
+    speed = utilisation(s.flops, s.device_seconds, where.world, peak)
+    return budget.summary(n_train) | speed | {"peak_flops_per_s": peak.flops_per_s if peak else None}
 
 
 def resume(cfg: RunConfig, run_dir: Path, method, optimizer, train_hash: str, device, where: Ranks):
