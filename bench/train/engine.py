@@ -10,8 +10,11 @@ indexed by step), devices.py and ddp.py (device, processes, their agreement at e
 
 A budget is device-hours (wall-clock of the training loop x devices), FLOPs (counted with
 torch's FlopCounterMode on the real step, once per distinct batch shape), optimizer steps
-or epochs. The learning rate, weight decay and EMA momentum are functions of the fraction
-of the budget spent (bench/train/schedules.py), so the schedule ends when the budget does.
+or epochs. Every record and the summary also say how fast: the FLOP/s achieved and, on a device
+whose peak bench/peaks.py knows, the model-FLOPs utilisation (`flops_per_s`, `mfu`). `compile: true`
+trains through torch.compile (bench/train/devices.py `compiled`). The learning rate, weight decay
+and EMA momentum are functions of the fraction of the budget spent (bench/train/schedules.py), so
+the schedule ends when the budget does.
 
 The run folder holds `config.yaml`, `metrics.jsonl`, `summary.json` and `checkpoint.pt`
 (written atomically; the one before it is kept as `checkpoint.prev.pt`). Calling `train` again
