@@ -179,8 +179,9 @@ class Data2Vec(TeacherStudent):
 
         masked = torch.ones(keep.shape[0], tokens.shape[1], dtype=torch.bool, device=keep.device)
         masked.scatter_(1, keep, False)
-        scale = 1 / math.sqrt(dim)
-        patch_loss = (pred.float() - y).pow(2).sum(-1)[masked].mean() * scale  # per masked patch
+        at = torch.sort(masked.int(), dim=1, descending=True, stable=True).indices[:, : masked.shape[1] - keep.shape[1]]
+        scale = 1 / math.sqrt(dim)  # at: the N-K masked positions in order, as [masked] picks, without a GPU wait
+        patch_loss = (pred.float() - y).pow(2).sum(-1).gather(1, at).flatten().mean() * scale  # per masked patch
         cls_loss = (z[:, 0].float() - y.mean(1)).pow(2).sum(-1) * scale  # (B*R,): per clone
         # fairseq weighs the [cls] loss by cls_loss * sample_size (this process's masked patches) and
         # sums it over the clones; the trainer divides the total by sample_size. So the [cls] term is

@@ -102,6 +102,15 @@ def _torch_threads():
 needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_file(), reason="dataset-fashion-mnist not installed")
 
 
+# A record's keys measured with the wall clock: two runs of the same config differ in them, nothing else.
+TIMED = ("device_hours", "flops_per_s", "mfu")
+
+
+def untimed(record: dict) -> dict:
+    """A metrics record without its wall-clock keys (TIMED)."""
+    return {k: v for k, v in record.items() if k not in TIMED}
+
+
 def train_preempted(cfg, run_dir, monkeypatch, die_at_save: int) -> dict:
     """Train, die while writing checkpoint number `die_at_save` (a preemption), then resume."""
     from bench.train import checkpoint, engine

@@ -190,6 +190,9 @@ class SharedConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    # train through torch.compile (bench/train/devices.py `compiled`); each batch shape's first step,
+    # whose FLOPs are counted, runs eagerly
+    compile: bool = later(False)
     log_every: int = 20
     checkpoint_every_s: float = 300.0
     data: DataConfig = field(default_factory=DataConfig)

@@ -44,6 +44,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise BenchError(f"precision {cfg.precision!r} is not one of auto, fp32, bf16")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"device {cfg.device!r} is not one of auto, cpu, cuda")
+    if not isinstance(cfg.compile, bool):
+        raise BenchError(f"compile must be true or false, not {cfg.compile!r}")
     if not cfg.eval.knn_k:
         raise BenchError("eval.knn_k must list at least one k")
     check_eval(cfg.eval)

@@ -1,7 +1,8 @@
 """The runs table of a sweep: a row per run, then the reference rows.
 
 A run's row holds its method, backbone, the config keys that differ between the sweep's runs,
-budget, compute used, every evaluation column (eval_columns), the final health signals (`rankme`,
+budget, compute used (and the run's achieved `flops_per_s` and `mfu`, where its summary has them),
+every evaluation column (eval_columns), the final health signals (`rankme`,
 `feature_spread` = feature_std, the method's own diagnostic: bench/train/health.py), seed, role and status. Each run
 has a role: `headline` (the rows the comparison is about), `tuning` (a sweep's search, scored on
 validation only: no test numbers) or `init` (budget 0: the method's random initialisation
@@ -69,6 +70,8 @@ def run_row(run: RunFiles, config: dict, keys: list[str]) -> dict:
         "epochs": compute.get("epochs"),
         "budget_used": compute.get("budget_used"),
     }
+    # achieved speed where the summary has it (runs trained since issue 16): older runs' tables keep their columns
+    row |= {k: compute[k] for k in ("flops_per_s", "mfu") if k in compute}
     row |= run.evaluation
     row |= health_columns(run.summary)
     role = "tuning" if config.get("eval.scope") == "val" else "init" if config["budget.value"] == 0 else "headline"

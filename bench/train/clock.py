@@ -32,10 +32,17 @@ class StepClock:
         self.t_step = time.perf_counter()
         return self.counter if self.counter is not None else nullcontext()
 
+    @property
+    def counting(self) -> bool:
+        """This step's FLOPs are being counted (it must run eagerly: the counter cannot see compiled graphs)."""
+        return self.counter is not None
+
     def stop(self, device: torch.device) -> tuple[float, float]:
-        """The step ended: (training seconds of this session so far, the step's FLOPs)."""
+        """The step ended: (training seconds of this session so far, the step's FLOPs). On CUDA this is
+        the step's one host synchronisation: the clock must see the GPU's work, not the host's queueing
+        of it (a loss is read on the host only at a record or checkpoint, records.py)."""
         if device.type == "cuda":
-            torch.cuda.synchronize(device)  # the clock must see the GPU's work, not the host's
+            torch.cuda.synchronize(device)
         seconds = time.perf_counter() - self.t_step
         if self.counter is not None:
             self.flops_per_shape[self.key] = float(self.counter.get_total_flops())

@@ -1,4 +1,5 @@
-"""Where a run computes: the device of this process, its rank among the processes, the precision.
+"""Where a run computes: the device of this process, its rank among the processes, the precision,
+and the compiled model (`compile: true`).
 
 Small on purpose: evaluation imports `select_device` from here without the training loop."""
 
@@ -52,3 +53,17 @@ def ranks() -> Ranks:
 def autocast(device: torch.device, precision: str):
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+# torch.compile's backend for `compile: true`: inductor (generated kernels); tests on CPU set a lighter one
+COMPILE_BACKEND = "inductor"
+
+
+def compiled(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module | None:
+    """`model` through torch.compile when the config asks (None otherwise). The compiled module shares
+    `model`'s parameters, so the optimizer, the EMA and the checkpoint (the method's own state_dict, no
+    `_orig_mod.` keys) see one set of weights; the step calls it except on the steps whose FLOPs are
+    counted (bench/train/clock.py), which FlopCounterMode cannot see inside a compiled graph. Random
+    draws inside a compiled forward (data2vec 2.0's decoder noise) come from inductor's generator, not
+    torch's: the same distribution, other values than an eager run's."""
+    return torch.compile(model, backend=COMPILE_BACKEND) if cfg.compile else None

@@ -10,8 +10,11 @@ indexed by step), devices.py and ddp.py (device, processes, their agreement at e
 
 A budget is device-hours (wall-clock of the training loop x devices), FLOPs (counted with
 torch's FlopCounterMode on the real step, once per distinct batch shape), optimizer steps
-or epochs. The learning rate, weight decay and EMA momentum are functions of the fraction
-of the budget spent (bench/train/schedules.py), so the schedule ends when the budget does.
+or epochs. Every record and the summary also say how fast: the FLOP/s achieved and, on a device
+whose peak bench/peaks.py knows, the model-FLOPs utilisation (`flops_per_s`, `mfu`). `compile: true`
+trains through torch.compile (bench/train/devices.py `compiled`). The learning rate, weight decay
+and EMA momentum are functions of the fraction of the budget spent (bench/train/schedules.py), so
+the schedule ends when the budget does.
 
 The run folder holds `config.yaml`, `metrics.jsonl`, `summary.json` and `checkpoint.pt`
 (written atomically; the one before it is kept as `checkpoint.prev.pt`). Calling `train` again
@@ -44,6 +47,7 @@ from bench.config.runfile import training_hash
 from bench.config.schema import RunConfig
 from bench.data.datasets import load_split
 from bench.errors import TrainingFailed
+from bench.peaks import peak_of, utilisation
 from bench.rundir import METRICS, SUMMARY, TrainingStatus, is_trained, prepare_run_dir, read_json, write_json
 from bench.train.budget import Budget, Spent
 from bench.train.checkpoint import resume_checkpoint, trim_metrics
@@ -99,9 +103,8 @@ def train(
         "budget": {"kind": cfg.budget.kind, "value": cfg.budget.value},
         "device": {"kind": device_name(device), "count": where.world},
     }
-    description = f"training {run_dir.name} ({cfg.budget.kind} budget)"
     try:
-        with metrics_log(run_dir, where.main, description, on_log) as metrics:
+        with metrics_log(run_dir, where.main, f"training {run_dir.name} ({cfg.budget.kind} budget)", on_log) as metrics:
             model = wrap(method, device, where)
             parts = (model, optimizer, loader, budget, device, where, Window(window, device))
             clock = StepClock(budget.spent.device_seconds)
@@ -109,17 +112,25 @@ def train(
             run = Run(cfg, run_dir, method, *parts, clock, metrics, stop, train_hash, paper_updates, health)
             last = run_loop(run)
     except TrainingFailed as e:
-        summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=budget.summary(len(data)))
+        summary.update(status=TrainingStatus.FAILED, reason=str(e), compute=compute(budget, len(data), where, device))
         if where.main:
             write_json(summary, run_dir / SUMMARY)
         raise
-    summary.update(status=TrainingStatus.DONE, compute=budget.summary(len(data)), final_loss=last)
+    summary.update(status=TrainingStatus.DONE, compute=compute(budget, len(data), where, device), final_loss=last)
     if health is not None:  # the final values (a run resumed with its budget spent measured none: the file's)
         summary.update(health=final_health(run_dir / METRICS), health_seconds=budget.spent.health_seconds)
     if where.main:
         write_json(summary, run_dir / SUMMARY)
         log.info("run %s done: %s", run_dir, summary["compute"])
     return summary
+
+
+def compute(budget: Budget, n_train: int, where: Ranks, device: torch.device) -> dict:
+    """summary.json's `compute`: what the run spent, its FLOP/s over all its training time and MFU
+    against `peak_flops_per_s` (one device's; None on the CPU or a device bench/peaks.py does not know)."""
+    s, peak = budget.spent, peak_of(device_name(device))
+    speed = utilisation(s.flops, s.device_seconds, where.world, peak)
+    return budget.summary(n_train) | speed | {"peak_flops_per_s": peak.flops_per_s if peak else None}
 
 
 def resume(cfg: RunConfig, run_dir: Path, method, optimizer, train_hash: str, device, where: Ranks):

@@ -3,19 +3,20 @@
 (checkpoint.py). With several processes, one all-reduce a step (ddp.py) makes them agree."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from bench.config.schema import RunConfig
+from bench.peaks import Peak, peak_of, utilisation
 from bench.train import schedules
 from bench.train.budget import Budget
 from bench.train.checkpoint import write_checkpoint
 from bench.train.clock import StepClock
 from bench.train.ddp import agree, barrier
-from bench.train.devices import Ranks, autocast
+from bench.train.devices import Ranks, autocast, compiled, device_name
 from bench.train.health import Health
 from bench.train.records import MetricsLog, Window, check_finite
 from core.clock import Clock
@@ -45,6 +46,14 @@ class Run:
     train_hash: str  # what each checkpoint was trained with (restore refuses another's)
     paper_updates: int  # the paper's run length in updates (`recipe: paper` schedules)
     health: Health | None = None  # process 0's health signals (None: off, or another process)
+    peak: Peak | None = field(init=False)  # the device's peak FLOP/s (bench/peaks.py); None: unknown, no MFU
+    compiled: torch.nn.Module | None = field(init=False)  # `compile: true`: `model` through torch.compile
+    mark: tuple[float, float] = field(init=False)  # (FLOPs, device-seconds) spent at the record before
+
+    def __post_init__(self) -> None:
+        self.peak = peak_of(device_name(self.device))
+        self.compiled = compiled(self.model, self.cfg)
+        self.mark = (self.budget.spent.flops, self.budget.spent.device_seconds)  # the first record's: this session's
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,10 @@ def step(run: Run, batch: dict) -> None:
     lr, wd = set_schedule(run)
     images, batch = to_device(run, batch)
     with run.clock.start(batch):  # the step's clock; a batch shape's first step counts its FLOPs
-        # 1. forward
+        # 1. forward (compiled, except on a counted step: FlopCounterMode cannot see inside a graph)
+        model = run.model if run.compiled is None or run.clock.counting else run.compiled
         with autocast(run.device, run.cfg.precision):
-            out = run.model(batch)
+            out = model(batch)
         # 2. backward
         run.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
@@ -163,9 +173,15 @@ def record(run: Run, means: dict, lr: float, wd: float, momentum: float) -> dict
 
 
 def compute_spent(run: Run) -> dict:
-    """A record's compute: images, FLOPs and device-hours spent so far."""
+    """A record's compute: images, FLOPs and device-hours spent so far, and the speed since the record
+    before (the first: since this session began): `flops_per_s`, the FLOPs charged over the training
+    seconds charged (wall-clock, all processes together), and `mfu`, that over the processes' devices'
+    peak (None on a device without one). Both time-based: None when no training time passed."""
     s = run.budget.spent
-    return {"images": s.images, "flops": s.flops, "device_hours": s.device_seconds / 3600}
+    flops, seconds = run.mark
+    run.mark = (s.flops, s.device_seconds)
+    speed = utilisation(s.flops - flops, s.device_seconds - seconds, run.where.world, run.peak)
+    return {"images": s.images, "flops": s.flops, "device_hours": s.device_seconds / 3600, **speed}
 
 
 def write_records(run: Run, metrics: dict | None, final: bool) -> None:

@@ -69,7 +69,7 @@ class Window:
     def close(self, where: Ranks) -> dict:
         """The record's averages over its steps and processes, {"loss": ..., "parts/<name>": ...}; a new window."""
         process_mean(self.sums, where)
-        means = [float(s) / self.steps for s in self.sums]
+        means = [s / self.steps for s in self.sums.tolist()]  # one read from the device, not one per value
         self.last_loss = means[0]
         self.sums.zero_()
         self.steps = 0

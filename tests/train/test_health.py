@@ -11,7 +11,7 @@ from bench.train.engine import train
 from bench.train.health import HEALTH, fixed_batch, health_signals, initial_parameters
 from bench.train.methods import build_method
 
-from ..conftest import TINY_METHODS, tiny_config, train_preempted
+from ..conftest import TINY_METHODS, tiny_config, train_preempted, untimed
 
 SIGNALS = {"health/rankme", "health/feature_std", "health/std", "health/moved"}
 
@@ -52,8 +52,8 @@ def test_health_on_trains_exactly_as_health_off(tmp_path, method):
     on, off = records(tmp_path / "on"), records(tmp_path / "off")
     assert not any(health_of(r) for r in off)
     assert "health" not in json.loads((tmp_path / "off" / "summary.json").read_text())
-    kept = [{k: v for k, v in r.items() if not k.startswith(HEALTH) and k != "device_hours"} for r in on if "loss" in r]
-    assert kept == [{k: v for k, v in r.items() if k != "device_hours"} for r in off]
+    kept = [{k: v for k, v in untimed(r).items() if not k.startswith(HEALTH)} for r in on if "loss" in r]
+    assert kept == [untimed(r) for r in off]
     w_on = torch.load(tmp_path / "on" / "checkpoint.pt", weights_only=False)
     w_off = torch.load(tmp_path / "off" / "checkpoint.pt", weights_only=False)
     assert torch.equal(w_on["rng"], w_off["rng"])
