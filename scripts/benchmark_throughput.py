@@ -47,7 +47,7 @@ BACKBONES = {
     "nano32": {"backbone": "vit_nano_patch4", "data": {"name": "synthetic", "image_size": 32}, **SMALL},
     "base224": {"backbone": "vit_base_patch16", "data": {"name": "synthetic", "image_size": 224}},
 }
-BATCH = {"nano32": 128, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides
+BATCH = {"nano32": {"cpu": 128, "cuda": 512}, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides (512: the GPU study's)
 ALL_METHODS = ("ijepa", "mae", "data2vec", "data2vec_v1", "lejepa")
 COLUMNS = [
     "device", "precision", "compile", "method", "backbone", "image_size", "batch_size", "steps",
@@ -61,7 +61,7 @@ def batches(cfg, method, n: int, device: torch.device) -> list[dict]:
     data = load_split(cfg.data, "train")
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, 0)
     out = []
-    for batch in training_loader(cfg, data, method, sampler, ONE_PROCESS, pin=False):
+    for batch in training_loader(cfg, data, method, sampler, ONE_PROCESS, torch.device("cpu")):
         batch.pop("step"), batch.pop("labels")
         out.append({k: v.to(device) for k, v in batch.items()})
         if len(out) == n:

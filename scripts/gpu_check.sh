@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # The GPU check, in one command of at most 6 minutes on one H100: the gpu-marked tests, the throughput
 # benchmark (every method at ViT-B/16 224 px and at the small-data ViT-nano/4 32 px) and the GPU study
-# sweeps/fmnist-gpu.yaml, its leaderboard and plots. Everything lands in OUT_DIR (default results/gpu),
-# as few files as a lent GPU's tool brings back (at most 8):
+# sweeps/fmnist-gpu.yaml, its leaderboard and plots. Everything lands in RESULTS (default results/gpu;
+# bench writes tables inside results/ only), and is copied to COPY_DIR when one is given: as few files
+# as a lent GPU's tool brings back (at most 8):
 #
 #   check.log          this script's whole output, with the device and the time of each part
 #   tests.log          the gpu-marked tests
 #   throughput.csv     scripts/benchmark_throughput.py's rows (images/s, FLOP/s, MFU)
-#   fmnist-gpu.csv     the study's leaderboard (bench collate), with fmnist-gpu.md and
-#                      fmnist-gpu_summary.csv beside it
+#   fmnist-gpu.csv     the study's leaderboard (bench collate), with fmnist-gpu.md,
+#                      fmnist-gpu_summary.csv and fmnist-gpu_compute.csv beside it
 #   report.tar.gz      bench report's plots and every run's config, metrics and summary
 #
-#   bash scripts/gpu_check.sh [OUT_DIR]        # PYTHON=... picks the interpreter (default .venv/bin/python)
+#   bash scripts/gpu_check.sh [COPY_DIR]       # PYTHON=... picks the interpreter (default .venv/bin/python)
+#
+# A rehearsal on a CPU (the plumbing, not the numbers): DEVICE=cpu SWEEP=<a small CPU sweep> THROUGHPUT="..."
+# RESULTS=results/rehearsal bash scripts/gpu_check.sh — the throughput arguments replace the GPU's.
 #
 # Each part has its own time limit, so a slow part cannot eat the others' time; the sweep gets what is
 # left until DEADLINE seconds (330) and then stops, and what it finished is collated all the same: a run
 # cut off there is resumed from its checkpoint by running this script again (finished runs are kept).
 set -u -o pipefail
 
-OUT=${1:-results/gpu}
+COPY_DIR=${1:-}
+OUT=${RESULTS:-results/gpu}
 DEADLINE=${DEADLINE:-330}
+DEVICE=${DEVICE:-cuda}
+SWEEP=${SWEEP:-sweeps/fmnist-gpu.yaml}
+THROUGHPUT=${THROUGHPUT:---device cuda}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 ROOT=${BENCH_ROOT:-runs}
@@ -32,29 +40,37 @@ left() { echo $((DEADLINE - (SECONDS - start))); }
 bench() { "$PY" -m bench.cli.main "$@"; }
 
 say "python $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)')"
-"$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name())' || exit 1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+if [ "$DEVICE" = cuda ]; then
+    "$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name())' || exit 1
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+fi
 
-say "1/3 gpu-marked tests (60 s at most)"
-timeout 60 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests >"$OUT/tests.log" 2>&1
+say "1/3 gpu-marked tests (90 s at most)"
+timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests >"$OUT/tests.log" 2>&1
 say "tests: exit $? ($(tail -n 1 "$OUT/tests.log"))"
 
-say "2/3 throughput: every method, ViT-B/16 at 224 px and ViT-nano/4 at 32 px (75 s at most)"
-timeout 75 "$PY" scripts/benchmark_throughput.py --device cuda --out "$OUT/throughput.csv"
+say "2/3 throughput: every method, ViT-B/16 at 224 px and ViT-nano/4 at 32 px (60 s at most)"
+# shellcheck disable=SC2086  # THROUGHPUT is a list of arguments
+timeout 60 "$PY" scripts/benchmark_throughput.py $THROUGHPUT --out "$OUT/throughput.csv"
 say "throughput: exit $?"
 
-say "3/3 sweeps/fmnist-gpu.yaml until +${DEADLINE}s ($(left) s left)"
-timeout "$(left)" "$PY" -m bench.cli.main sweep sweeps/fmnist-gpu.yaml --executor local --parallel 2 --wait
+name=$(basename "$SWEEP" .yaml)
+say "3/3 $SWEEP until +${DEADLINE}s ($(left) s left)"
+timeout "$(left)" "$PY" -m bench.cli.main sweep "$SWEEP" --executor local --parallel 2 --wait
 say "sweep: exit $? (124: stopped at the deadline; finished runs are kept)"
 
-bench status sweeps/fmnist-gpu.yaml
-bench collate sweeps/fmnist-gpu.yaml --out "$OUT/fmnist-gpu.csv"
-report=$(mktemp -d)
-bench report sweeps/fmnist-gpu.yaml --out "$report/report" >/dev/null
+bench status "$SWEEP"
+bench collate "$SWEEP" --out "$OUT/$name.csv"
+report="$OUT/report"  # tarred below: bench writes inside results/ only
+rm -rf "$report" && bench report "$SWEEP" --out "$report/report" >/dev/null
 mkdir -p "$report/runs"
-for run in "$ROOT"/fmnist-gpu/*/; do
+for run in "$ROOT/$name"/*/; do
     mkdir -p "$report/runs/$(basename "$run")"
     cp "$run"/{config.yaml,metrics.jsonl,summary.json,eval.json} "$report/runs/$(basename "$run")/" 2>/dev/null
 done
-tar -czf "$OUT/report.tar.gz" -C "$report" report runs
+tar -czf "$OUT/report.tar.gz" -C "$report" report runs && rm -rf "$report"
 say "done: $(ls "$OUT" | tr '\n' ' ')"
+if [ -n "$COPY_DIR" ]; then
+    sleep 1  # the log's last lines reach check.log
+    mkdir -p "$COPY_DIR" && cp "$OUT"/* "$COPY_DIR"/
+fi
