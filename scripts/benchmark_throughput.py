@@ -47,7 +47,7 @@ BACKBONES = {
     "nano32": {"backbone": "vit_nano_patch4", "data": {"name": "synthetic", "image_size": 32}, **SMALL},
     "base224": {"backbone": "vit_base_patch16", "data": {"name": "synthetic", "image_size": 224}},
 }
-BATCH = {"nano32": {"cpu": 128, "cuda": 512}, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides (512: the GPU study's)
+BATCH = {"nano32": {"cpu": 128, "cuda": 512}, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides ; GPU study: 512
 ALL_METHODS = ("ijepa", "mae", "data2vec", "data2vec_v1", "lejepa")
 COLUMNS = [
     "device", "precision", "compile", "method", "backbone", "image_size", "batch_size", "steps",
