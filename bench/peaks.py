@@ -56,6 +56,7 @@ PEAKS: tuple[tuple[tuple[str, ...], Peak | None], ...] = (
     (("a10g",), None),  # no vendor datasheet (see the module docstring)
     (("a10",), Peak("A10", 125 * T)),
     (("l40s",), Peak("L40S", 362.05 * T)),
+    (("l40",), None),  # the L40 (not in the table) must not be read as an L4
     (("l4",), Peak("L4", 121 * T)),
     (("rtx 4090",), Peak("GeForce RTX 4090", 165.2 * T)),
     (("rtx 3090",), Peak("GeForce RTX 3090", 71 * T)),

@@ -46,7 +46,7 @@ def test_each_device_name_finds_its_dense_peak(name, part, tflops):
     assert peak.precision == ("fp16" if "V100" in name else "bf16")
 
 
-@pytest.mark.parametrize("name", ["cpu", "NVIDIA A10G", "NVIDIA T4", "AMD Instinct MI300X"])
+@pytest.mark.parametrize("name", ["cpu", "NVIDIA A10G", "NVIDIA L40", "NVIDIA T4", "AMD Instinct MI300X"])
 def test_the_cpu_and_unknown_devices_have_no_peak(name):
     assert peak_of(name) is None
 
