@@ -128,7 +128,8 @@ class InputSampler(ABC):
     `device`: None, the exact sampler every published run used (CPU, per image where the method's
     official code is); a device (`on(device)`), the method's batched sampler with the same
     distributions, drawing from a `torch.Generator` on that device seeded from (seed, step) and
-    returning its tensors there: the same masks on the same kind of device, not the CPU's."""
+    returning its tensors there: the same masks on the same model of device (a GPU's random streams may
+    depend on its model), not the CPU's."""
 
     batch_dims: ClassVar[Mapping[str, int | None]]
     device: torch.device | None = None

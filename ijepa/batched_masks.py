@@ -3,7 +3,7 @@ exact per-image generator (which the CPU data path keeps, so published runs repl
 the device-resident data path (`IJEPA.input_sampler(device)`).
 
 A step's draws are made for the whole global batch at once from one generator on `device`, seeded from
-(seed, step), so a resumed run and every process draw the same masks on the same kind of device; each
+(seed, step), so a resumed run and every process draw the same masks on the same model of device; each
 process keeps its share, truncated as `ijepa.mask.truncate` says:
 
     gen = MaskGenerator((14, 14), MaskConfig(), seed=0)   # the settings, checked once

@@ -4,10 +4,11 @@
 What it times is what training runs: the config through bench.config.validate.build_config, the method
 through bench.train.methods.build_method, AdamW with engine.py's parameter groups, the step's autocast
 (bench/train/devices.py) and, with --compile, torch.compile. The batches (images and the method's inputs
-from its input_sampler: masks, LeJEPA's slices) are drawn beforehand by the training loader on synthetic
-1-channel images and moved to the device, so the data path is not timed (scripts/benchmark_data.py
-times it). FLOPs come from the FLOP counter (bench/train/flops.py) on one eager step per batch shape,
-as training counts them. Each row is printed as it is measured and appended to --out.
+from its input_sampler: masks, LeJEPA's slices) are made beforehand by the training loader on synthetic
+1-channel images, on the device (the device path on CUDA), three of them, which the steps cycle
+through: the data path is not timed (scripts/benchmark_data.py times it). FLOPs come from the FLOP
+counter (bench/train/flops.py) on one eager step per batch shape, as training counts them. Each row
+is printed as it is measured and appended to --out.
 
 Backbones: `nano32` is sweeps/compute.yaml's small-data geometry (ViT-nano/4 at 32 px, the sweep's base
 method settings: scripts/benchmark_data.py BASE); `base224` is ViT-B/16 at 224 px with each method's
@@ -43,11 +44,12 @@ from core.clock import Clock  # noqa: E402
 from core.method import METHODS  # noqa: E402
 
 SMALL = {k: v for k, v in BASE.items() if k != "backbone"}
-BACKBONES = {
-    "nano32": {"backbone": "vit_nano_patch4", "data": {"name": "synthetic", "image_size": 32}, **SMALL},
+BACKBONES = {  # in the order measured: ViT-B first, so a run cut short still has it
     "base224": {"backbone": "vit_base_patch16", "data": {"name": "synthetic", "image_size": 224}},
+    "nano32": {"backbone": "vit_nano_patch4", "data": {"name": "synthetic", "image_size": 32}, **SMALL},
 }
-BATCH = {"nano32": {"cpu": 128, "cuda": 512}, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides ; GPU study: 512
+BATCH = {"nano32": {"cpu": 128, "cuda": 512}, "base224": {"cpu": 8, "cuda": 64}}  # --batch overrides them
+DISTINCT = 3  # batches made; the timed steps cycle through them
 ALL_METHODS = ("ijepa", "mae", "data2vec", "data2vec_v1", "lejepa")
 COLUMNS = [
     "device", "precision", "compile", "method", "backbone", "image_size", "batch_size", "steps",
@@ -57,16 +59,17 @@ COLUMNS = [
 
 
 def batches(cfg, method, n: int, device: torch.device) -> list[dict]:
-    """`n` training batches of steps 0..n-1 as the loader makes them, on the device."""
+    """`n` training batches, the first DISTINCT of steps 0, 1, ... as the loader makes them on the
+    device (on CUDA the device path: the synthetic split is held in memory), repeated in turn."""
     data = load_split(cfg.data, "train")
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, 0)
-    out = []
-    for batch in training_loader(cfg, data, method, sampler, ONE_PROCESS, torch.device("cpu")):
+    made = []
+    for batch in training_loader(cfg, data, method, sampler, ONE_PROCESS, device):
         batch.pop("step"), batch.pop("labels")
-        out.append({k: v.to(device) for k, v in batch.items()})
-        if len(out) == n:
-            return out
-    raise RuntimeError(f"the synthetic split holds fewer than {n} batches of {cfg.optim.batch_size}")
+        made.append({k: v.to(device) for k, v in batch.items()})
+        if len(made) == min(n, DISTINCT):
+            return [made[i % len(made)] for i in range(n)]
+    raise RuntimeError(f"the synthetic split holds fewer than {DISTINCT} batches of {cfg.optim.batch_size}")
 
 
 def shape_key(batch: dict) -> tuple:

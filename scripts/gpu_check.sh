@@ -18,8 +18,9 @@
 # RESULTS=results/rehearsal bash scripts/gpu_check.sh — the throughput arguments replace the GPU's.
 #
 # Each part has its own time limit, so a slow part cannot eat the others' time; the sweep gets what is
-# left until DEADLINE seconds (330) and then stops, and what it finished is collated all the same: a run
-# cut off there is resumed from its checkpoint by running this script again (finished runs are kept).
+# left until DEADLINE seconds (330), then its lanes are stopped (SIGINT, then `bench cancel`), and what
+# it finished is collated all the same: a run cut off there resumes from its checkpoint when this
+# script runs again on the same machine (finished runs are kept).
 set -u -o pipefail
 
 COPY_DIR=${1:-}
@@ -36,7 +37,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/check.log") 2>&1
 start=$SECONDS
 say() { echo "[gpu_check +$((SECONDS - start))s] $*"; }
-left() { echo $((DEADLINE - (SECONDS - start))); }
+left() { local s=$((DEADLINE - (SECONDS - start))); echo $((s > 1 ? s : 1)); }  # timeout 0 would mean none
 bench() { "$PY" -m bench.cli.main "$@"; }
 
 say "python $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)')"
@@ -45,8 +46,8 @@ if [ "$DEVICE" = cuda ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 fi
 
-say "1/3 gpu-marked tests (90 s at most)"
-timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests >"$OUT/tests.log" 2>&1
+say "1/3 gpu-marked tests (100 s at most)"
+timeout 100 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests >"$OUT/tests.log" 2>&1
 say "tests: exit $? ($(tail -n 1 "$OUT/tests.log"))"
 
 say "2/3 throughput: every method, ViT-B/16 at 224 px and ViT-nano/4 at 32 px (60 s at most)"
@@ -56,8 +57,12 @@ say "throughput: exit $?"
 
 name=$(basename "$SWEEP" .yaml)
 say "3/3 $SWEEP until +${DEADLINE}s ($(left) s left)"
-timeout "$(left)" "$PY" -m bench.cli.main sweep "$SWEEP" --executor local --parallel 2 --wait
-say "sweep: exit $? (124: stopped at the deadline; finished runs are kept)"
+# SIGINT: `bench sweep --wait` then stops its lanes (they run in sessions of their own, which a
+# SIGTERM to it would leave training); `bench cancel` for any lane still running after 30 s
+timeout -s INT -k 30 "$(left)" "$PY" -m bench.cli.main sweep "$SWEEP" --executor local --parallel 2 --wait
+code=$?
+say "sweep: exit $code (124 or 130: stopped at the deadline; finished runs are kept)"
+[ "$code" -eq 0 ] || bench cancel "$SWEEP" >/dev/null 2>&1
 
 bench status "$SWEEP"
 bench collate "$SWEEP" --out "$OUT/$name.csv"
@@ -68,6 +73,7 @@ for run in "$ROOT/$name"/*/; do
     mkdir -p "$report/runs/$(basename "$run")"
     cp "$run"/{config.yaml,metrics.jsonl,summary.json,eval.json} "$report/runs/$(basename "$run")/" 2>/dev/null
 done
+mkdir -p "$report/report"  # a report that failed leaves the runs' files to tar
 tar -czf "$OUT/report.tar.gz" -C "$report" report runs && rm -rf "$report"
 say "done: $(ls "$OUT" | tr '\n' ' ')"
 if [ -n "$COPY_DIR" ]; then

@@ -79,7 +79,7 @@ def jitter_op(x: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
     return adjust_hue(x, factor)
 
 
-def jitter(x: torch.Tensor, params: torch.Tensor, ranges) -> torch.Tensor:
+def batch_jitter(x: torch.Tensor, params: torch.Tensor, ranges) -> torch.Tensor:
     """Each image's jitter in its own drawn order: at each of the 4 positions, every set operation is
     computed and each image keeps the one its order names there."""
     on = params[:, JITTER].bool()
@@ -154,10 +154,10 @@ def apply_views(images: torch.Tensor, params: torch.Tensor, recipe: Recipe, mean
     x = images.float() / 255
     p = params.to(x.device)
     if not recipe.crop_first and recipe.jitter is not None:
-        x = jitter(x, p, recipe.jitter)
+        x = batch_jitter(x, p, recipe.jitter)
     x = resized_crops(x, p, recipe.size, recipe.interpolation, flip_first=not recipe.crop_first)
     if recipe.crop_first:
-        x = jitter(x, p, recipe.jitter)
+        x = batch_jitter(x, p, recipe.jitter)
         if recipe.grayscale is not None:
             x = torch.where(p[:, GRAY].bool().view(-1, 1, 1, 1), grayscale(x).expand_as(x), x)
         if recipe.blur is not None:

@@ -5,7 +5,8 @@ same — with the method's masks drawn by its batched sampler on the device (`in
 The data loader's workers (`data.num_workers`) draw only the parameters, a few floats an image.
 
 `auto` (`data.on_device` unset) takes this path on CUDA for a dataset held in memory whose images take
-at most RESIDENT_SHARE of the free device memory; the CPU path otherwise."""
+at most RESIDENT_SHARE of the device's memory, and a resumed run the path its checkpoint was trained on;
+the CPU path otherwise."""
 
 from collections.abc import Iterator
 
@@ -19,11 +20,14 @@ from bench.data.views import Views, image_generator
 from bench.errors import BenchError
 from bench.train.devices import Ranks
 
-RESIDENT_SHARE = 0.25  # of the device's free memory, at most, for the resident images under `auto`
+RESIDENT_SHARE = 0.25  # of the device's memory, at most, for the resident images under `auto`
 
 
-def resident(cfg: RunConfig, data: Split, device: torch.device) -> bool:
-    """Whether this run's batches are made on the device."""
+def resident(cfg: RunConfig, data: Split, device: torch.device, resumed: bool | None = None) -> bool:
+    """Whether this run's batches are made on the device. Unset (`auto`), a resumed run keeps the path
+    its checkpoint was trained on (`resumed`); a new one takes the device path on CUDA when the images
+    fit RESIDENT_SHARE of the device's memory — its total, the same for every process on a model of
+    GPU and at every start, not its free memory, which other work changes."""
     wanted = cfg.data.on_device
     if wanted is False:
         return False
@@ -36,10 +40,14 @@ def resident(cfg: RunConfig, data: Split, device: torch.device) -> bool:
         return False
     if wanted:
         return True
+    if resumed is not None:
+        return resumed
     if device.type != "cuda":
         return False
     images = data.dataset.images
-    return images.numel() * images.element_size() <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
+    return (
+        images.numel() * images.element_size() <= RESIDENT_SHARE * torch.cuda.get_device_properties(device).total_memory
+    )
 
 
 class Draws(Dataset):
@@ -76,9 +84,8 @@ class DeviceBatches:
             num_workers=cfg.data.num_workers,
             pin_memory=device.type == "cuda",  # for copies that do not wait
             persistent_workers=cfg.data.num_workers > 0,
-            generator=torch.Generator().manual_seed(
-                cfg.seed
-            ),  # else its workers' seed is read from the global generator
+            # its workers' seed from the run's generator, not the global one the model draws from
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
 
     def __iter__(self) -> Iterator[dict]:

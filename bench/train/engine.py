@@ -93,10 +93,10 @@ def train(
     health = Health.start(cfg, data, method, device, where.main)  # θ_0: before a checkpoint is loaded
     optimizer = torch.optim.AdamW(param_groups(method), lr=cfg.optim.lr, betas=cfg.optim.betas)
     train_hash = training_hash(cfg)
-    spent, window = resume(cfg, run_dir, method, optimizer, train_hash, device, where)
+    spent, window, on_device = resume(cfg, run_dir, method, optimizer, train_hash, device, where)
     sampler = StepSampler(len(data), cfg.optim.batch_size, cfg.seed, spent.steps, where)
     budget = Budget(cfg.budget, sampler.steps_per_epoch, spent)
-    loader = training_loader(cfg, data, method, sampler, where, device)
+    loader = training_loader(cfg, data, method, sampler, where, device, on_device)
     summary = {
         "status": TrainingStatus.RUNNING,
         "train_config_hash": train_hash,  # evaluation refuses a config.yaml whose training part changed
@@ -152,7 +152,7 @@ def resume(cfg: RunConfig, run_dir: Path, method, optimizer, train_hash: str, de
         # without a checkpoint every record goes, step 0's health record included
         counted = trim_metrics(run_dir / METRICS, spent.steps if ckpt is not None else -1)
         spent.lost_device_seconds += max(counted - spent.device_seconds, 0.0)
-    return spent, window
+    return spent, window, None if ckpt is None else ckpt.get("data_on_device")
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:

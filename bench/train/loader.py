@@ -92,13 +92,15 @@ class Collate:
         return batch
 
 
-def training_loader(cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, device: torch.device):
+def training_loader(
+    cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, device: torch.device, resumed=None
+):
     """The run's batches from `sampler`'s first step on, augmented by the method's augmentation, with the
     method's per-step inputs: made on the device from a resident copy of the split where
-    `data.on_device` says so (bench/train/device_batches.py), else per image by the data loader's
-    workers (pinned for a copy to a GPU)."""
+    `data.on_device` says so (bench/train/device_batches.py; `resumed`: the path the checkpoint's
+    session took), else per image by the data loader's workers (pinned for a copy to a GPU)."""
     views = Views.of(data, cfg.data.image_size, augmentation(cfg))
-    if resident(cfg, data, device):
+    if resident(cfg, data, device, resumed):
         return DeviceBatches(cfg, data, views, method, sampler, where, device)
     return DataLoader(
         StepTagged(data, views, cfg.seed),

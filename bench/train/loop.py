@@ -16,6 +16,7 @@ from bench.train.budget import Budget
 from bench.train.checkpoint import write_checkpoint
 from bench.train.clock import StepClock
 from bench.train.ddp import agree, barrier
+from bench.train.device_batches import DeviceBatches
 from bench.train.devices import Ranks, autocast, compiled, device_name
 from bench.train.health import Health
 from bench.train.records import MetricsLog, Window, check_finite
@@ -35,7 +36,7 @@ class Run:
     method: torch.nn.Module
     model: torch.nn.Module  # what the step calls: the method, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
-    loader: DataLoader
+    loader: DataLoader | DeviceBatches  # the CPU path's, or the device path's (data.on_device)
     budget: Budget
     device: torch.device
     where: Ranks
@@ -214,5 +215,6 @@ def save(run: Run) -> None:
         "loss": vars(window),
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+        "data_on_device": isinstance(run.loader, DeviceBatches),  # the data path a resume keeps
     }
     write_checkpoint(state, run.run_dir)

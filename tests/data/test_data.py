@@ -7,12 +7,14 @@ import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as TF
 
 from bench.config.schema import DataConfig
 from bench.data.datasets import DATASETS, SCANS, check_dataset, load_split
 from bench.data.fashion_mnist import read_idx
 from bench.data.imagefolder import UnreadableImage, read_subset
-from bench.data.transforms import Transformed, eval_transform, train_transform
+from bench.data.transforms import Transformed, eval_transform
+from bench.data.views import Views, image_generator
 from bench.errors import BenchError
 from core.method import Augmentation
 
@@ -76,7 +78,9 @@ def test_imagefolder_with_a_simclr_subset_file(tmp_path):
     val = load_split(DataConfig(name="imagefolder", root=str(tmp_path), subset=str(subset)), "test")
     assert len(full) == 6 and len(part) == 2 and len(val) == 6
     assert sorted(part.dataset.targets) == [0, 1]
-    x = train_transform(part, 16, Augmentation((0.3, 1.0)))(part.dataset[0][0])
+    views = Views.of(part, 16, Augmentation((0.3, 1.0)))
+    image = TF.pil_to_tensor(part.dataset[0][0])
+    x = views.apply(image, views.draw(image_generator(0, 0, 0), *image.shape[-2:]))
     assert x.shape == (3, 16, 16)
 
 

@@ -9,9 +9,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from bench.data.device_views import adjust_hue, batch_views, gaussian_blur, grayscale, jitter_op
 from bench.data.split import Split, TensorImages
-from bench.data.transforms import train_transform
 from bench.data.views import FLIP, HEIGHT, LEFT, PARAMS, TOP, WIDTH, Views, image_generator
 from core.method import Augmentation, Crops, MultiCrop
+
+from .reference_transforms import train_transform
 
 MULTI = MultiCrop(Crops(2, (0.3, 1.0)), Crops(3, (0.05, 0.3), 12))
 AUGMENTATIONS = {
