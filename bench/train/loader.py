@@ -62,8 +62,11 @@ class StepTagged(Dataset):
         image, label = self.data.dataset[i]
         if not isinstance(image, torch.Tensor):  # a decoded file: torchvision's ToImage
             image = pil_to_tensor(image)
-        params = self.views.draw(image_generator(self.seed, step, i), *image.shape[-2:])
-        return step, self.views.apply(image, params), label
+        return step, self.views.apply(image, self.draw(step, i, image)), label
+
+    def draw(self, step: int, i: int, image: torch.Tensor) -> list[torch.Tensor]:
+        """Image i's augmentation parameters at `step` (each group's (V, PARAMS))."""
+        return self.views.draw(image_generator(self.seed, step, i), *image.shape[-2:])
 
 
 class Collate:

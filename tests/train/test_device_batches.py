@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from bench.data.datasets import load_split
+from bench.data.views import TOP, WIDTH, Views
 from bench.errors import BenchError
-from bench.train.device_batches import DeviceBatches, resident
+from bench.train.device_batches import DeviceBatches, Draws, resident
 from bench.train.devices import ONE_PROCESS, Ranks
 from bench.train.engine import train
-from bench.train.loader import StepSampler, training_loader
+from bench.train.loader import StepSampler, StepTagged, training_loader
 from bench.train.loop import Preempted
-from bench.train.methods import build_method
+from bench.train.methods import augmentation, build_method
 
 from ..conftest import TINY_METHODS, tiny_config
 
@@ -143,3 +144,20 @@ def test_loader_workers_draw_the_same_parameters():
     in_workers = batches(tiny_config("lejepa", **{"data.on_device": True, "data.num_workers": 2}), "cpu", 2, 2)
     for a, b in zip(in_process, in_workers, strict=True):
         assert a.keys() == b.keys() and all(k == "step" or torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", ["mae", "lejepa"])
+def test_the_two_paths_crop_the_same_boxes(method):
+    """The device path's parameter loader and the CPU path's dataset draw the same parameters for the
+    same (seed, step, image): crop boxes, flips and colour draws, every view."""
+    cfg = tiny_config(method)
+    data = load_split(cfg.data, "train")
+    views = Views.of(data, cfg.data.image_size, augmentation(cfg))
+    cpu_path = StepTagged(data, views, cfg.seed)
+    device_path = Draws(views, cfg.seed, tuple(data.dataset.images.shape[-2:]), len(data))
+    for step, i in [(0, 3), (7, 100), (40, 511)]:
+        image = data.dataset.images[i]
+        drawn = cpu_path.draw(step, i, image)
+        assert device_path[(step, i)][:2] == (step, i)
+        for ours, theirs in zip(device_path[(step, i)][2], drawn, strict=True):
+            assert torch.equal(ours[:, TOP : WIDTH + 1], theirs[:, TOP : WIDTH + 1]) and torch.equal(ours, theirs)
