@@ -1,4 +1,5 @@
-"""Resume check on a device: for every method, a tiny run pre-empted after step 3 and resumed, and
+"""Resume check on a device: for every method and both data paths (per image on the CPU, and
+`data.on_device`: batches made on the device), a tiny run pre-empted after step 3 and resumed, and
 the same pre-empted run resumed after its checkpoint.pt was damaged (so from checkpoint.prev.pt),
 must equal the uninterrupted run — every metrics record, the final loss and every weight. A second
 uninterrupted run shows whether the device is deterministic at all (deterministic algorithms are
@@ -54,8 +55,8 @@ def same(a: dict, b: dict) -> dict:
     }
 
 
-def check(method: str, device: str, folder: Path) -> dict:
-    cfg = tiny_config(method, device=device, **RESUME)
+def check(method: str, device: str, on_device: bool, folder: Path) -> dict:
+    cfg = tiny_config(method, device=device, **RESUME, **{"data.on_device": on_device})
     engine.train(cfg, folder / "straight")
     engine.train(cfg, folder / "again")
     asks = iter(range(1, 100))
@@ -74,6 +75,7 @@ def check(method: str, device: str, folder: Path) -> dict:
         "method": method,
         "device": devices.device_name(devices.select_device(cfg)),
         "precision": cfg.precision,
+        "data_on_device": on_device,
         "deterministic": same(straight, outcome(folder / "again")),
         "resumed": same(straight, outcome(folder / "stopped")),
         "from_previous": same(straight, outcome(folder / "damaged")),
@@ -86,12 +88,13 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     rows = []
     for method in TINY_METHODS:
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            row = check(method, device, Path(tmp))
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for on_device in (False, True):  # the CPU data path and the device path (data.on_device)
+            t0 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                row = check(method, device, on_device, Path(tmp))
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
     ok = all(
         r[k]["records"] and r[k]["weights"] and r[k]["final_loss"] for r in rows for k in ("resumed", "from_previous")
