@@ -14,6 +14,9 @@
 #
 #   bash scripts/gpu_check.sh [COPY_DIR]       # PYTHON=... picks the interpreter (default .venv/bin/python)
 #
+# On a lent GPU of this workplace (torch there, not all of this project's dependencies, no registry):
+# scripts/gpu_wheels.sh here, then carry .whl and install it there first (that script says how).
+#
 # A rehearsal on a CPU (the plumbing, not the numbers): DEVICE=cpu SWEEP=<a small CPU sweep> THROUGHPUT="..."
 # RESULTS=results/rehearsal bash scripts/gpu_check.sh — the throughput arguments replace the GPU's.
 #
