@@ -103,6 +103,7 @@ def test_compile_is_a_config_field_that_keeps_old_run_ids():
     assert run_id(tiny_config(compile=False)) == run_id(plain) != run_id(tiny_config(compile=True))
 
 
+@pytest.mark.slow  # two trainings, one through torch.compile (aot_eager)
 @pytest.mark.parametrize("method", ["mae", "data2vec"])  # fixed batch shapes: every step after the first compiled
 def test_a_compiled_run_records_what_the_eager_run_does(tmp_path, monkeypatch, method):
     """torch.compile (with aot_eager here: inductor needs minutes of C++ compiling on this CPU) on every
