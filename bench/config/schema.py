@@ -145,6 +145,8 @@ class EvalConfig:
     # MAE, data2vec 2.0, data2vec v1, LeJEPA: the student); student | teacher pick one explicitly.
     encoder: str = later("auto")
     scope: str = "full"
+    # feature extraction's arithmetic: fp32, or bf16 autocast (features are stored in fp16 either way)
+    precision: str = later("fp32")
     val_images: int | None = 20_000
     # A smoke run's evaluation (sweeps/demo.yaml): every evaluation reads a stratified subset of this
     # many train and test images, the same for every run; None, the default: all of them.

@@ -88,6 +88,8 @@ def check_eval(ev: EvalConfig) -> None:
         raise BenchError("eval.linear_views, eval.linear_lrs and eval.linear_wds must each list at least one value")
     if ev.scope not in EVAL_SCOPES:
         raise BenchError(f"eval.scope {ev.scope!r} is not one of {', '.join(EVAL_SCOPES)}")
+    if ev.precision not in ("fp32", "bf16"):
+        raise BenchError(f"eval.precision {ev.precision!r} is not one of fp32, bf16")
     if ev.encoder not in EVAL_ENCODERS:
         raise BenchError(f"eval.encoder {ev.encoder!r} is not one of {', '.join(EVAL_ENCODERS)}")
     if ev.lowshot_file is not None and not Path(ev.lowshot_file).is_file():

@@ -13,6 +13,7 @@ therefore off during probing (the fast path on small hardware, shared/reference/
 import json
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +42,26 @@ def eval_batches(data: Split, size: int, batch_size: int) -> Iterator[tuple[torc
 
 @torch.no_grad()
 def extract(
-    encoder: torch.nn.Module, data: Split, size: int, batch_size: int, device: torch.device, n_layers: int
+    encoder: torch.nn.Module,
+    data: Split,
+    size: int,
+    batch_size: int,
+    device: torch.device,
+    n_layers: int,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """{"avg": (N, L, D), "cls": (N, L, D) where the encoder has [cls], "labels": (N,)}, float16:
-    the last L = min(n_layers, depth) blocks' normed outputs, pooled."""
+    the last L = min(n_layers, depth) blocks' normed outputs, pooled; computed under bf16 autocast
+    when `precision` is bf16 (eval.precision)."""
+    bf16 = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     encoder.eval().to(device)
     n_layers = min(n_layers, len(encoder.blocks))
     has_cls = encoder.cls_token is not None
     avg, cls, labels = [], [], []
     with progress_bar(f"features of {len(data)} images", len(data)) as show:
         for images, y in eval_batches(data, size, batch_size):
-            pooled_avg, pooled_cls = pooled(encoder, images.to(device, non_blocking=True), n_layers)
+            with bf16:
+                pooled_avg, pooled_cls = pooled(encoder, images.to(device, non_blocking=True), n_layers)
             avg.append(pooled_avg.half().cpu())
             if has_cls:
                 cls.append(pooled_cls.half().cpu())

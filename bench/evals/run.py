@@ -157,13 +157,16 @@ def extract_splits(make_encoder, cfg: RunConfig, folder: Path, stamp: dict) -> t
         if "net" not in encoder:
             encoder["net"] = make_encoder(splits["train"].channels)
         t0 = time.perf_counter()
+        ev = cfg.eval
         out = features.extract(
-            encoder["net"], splits[split], cfg.data.image_size, cfg.eval.batch_size, device, cfg.eval.n_layers
+            encoder["net"], splits[split], cfg.data.image_size, ev.batch_size, device, ev.n_layers, ev.precision
         )
         log.info("%s features of %s: %.0f images/s", split, folder, len(out["labels"]) / (time.perf_counter() - t0))
         return out
 
     key = stamp | {"data": asdict(cfg.data), "n_layers": cfg.eval.n_layers}
+    if cfg.eval.precision != "fp32":  # set only when it is not the default, so existing caches stay valid
+        key |= {"precision": cfg.eval.precision}
     # a subset is part of the key only when set, so that the caches of full evaluations stay valid
     train, test = (
         features.cached(
@@ -227,7 +230,7 @@ def evaluate_run(run_dir: Path) -> dict:
         split = val_images(load_split(cfg.data, "train"), cfg.eval.val_images)
         ev, device = cfg.eval, select_device(cfg)
         encoder = make_encoder(split.channels)
-        feats = features.extract(encoder, split, cfg.data.image_size, ev.batch_size, device, ev.n_layers)
+        feats = features.extract(encoder, split, cfg.data.image_size, ev.batch_size, device, ev.n_layers, ev.precision)
         record = {"encoder": encoder_name, "val": val_score(feats, cfg, subset=False)}
         record["seconds"] = {"features": time.perf_counter() - t0}
     else:

@@ -139,6 +139,35 @@ def test_features_are_cached_and_recomputed_when_the_checkpoint_changes(tmp_path
     assert first["lowshot"]["25%"]["draws"][0]["n_labels"] == 128  # a quarter of 512 synthetic images
 
 
+def test_bf16_extraction_is_autocast_close_to_fp32_and_cached_apart(tmp_path, finished_run, monkeypatch, tiny):
+    """eval.precision: bf16 extracts under bf16 autocast (features close to fp32's, not equal); its
+    features are cached under their own key, so an fp32 evaluation never reads them."""
+    from core.vit import BACKBONES
+
+    enc = BACKBONES.get("vit_nano_patch4")(img_size=16, in_chans=1).eval()
+    data = load_split(tiny().data, "test")
+    cpu = torch.device("cpu")
+    fp32 = features.extract(enc, data, 16, 64, cpu, 4)
+    bf16 = features.extract(enc, data, 16, 64, cpu, 4, precision="bf16")
+    assert bf16["avg"].shape == fp32["avg"].shape and torch.equal(bf16["labels"], fp32["labels"])
+    diff = (bf16["avg"].float() - fp32["avg"].float()).abs()
+    assert 0 < diff.max() < 0.1 and diff.mean() < 0.01
+    copy_finished(finished_run, tmp_path, evaluated=False)
+    evals_run.evaluate_run(tmp_path)  # fp32: caches its features
+    calls = []
+    real = features.extract
+    monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text().replace("eval:\n", "eval:\n  precision: bf16\n", 1))
+    evals_run.evaluate_run(tmp_path)
+    assert calls == ["bf16", "bf16"]  # both splits extracted again, in bf16
+
+
+def test_eval_precision_is_fp32_or_bf16(tiny):
+    with pytest.raises(BenchError, match="eval.precision 'fp16' is not one of fp32, bf16"):
+        tiny(**{"eval.precision": "fp16"})
+
+
 def test_random_encoder_reference_is_computed_once(tmp_path, tiny, monkeypatch):
     cfg = tiny()
     calls = []
