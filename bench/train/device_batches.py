@@ -53,8 +53,9 @@ def resident(cfg: RunConfig, data: Split, device: torch.device, resumed: bool | 
 class Draws(Dataset):
     """(step, index) -> (step, index, each group's (V, PARAMS) parameters): an image's draws alone."""
 
-    def __init__(self, views: Views, seed: int, shape: tuple[int, int], n: int) -> None:
-        self.views, self.seed, self.shape, self.n = views, seed, shape, n
+    def __init__(self, views: Views, seed: int, data: Split) -> None:
+        self.views, self.seed, self.n = views, seed, len(data)
+        self.shape = tuple(data.dataset.images.shape[-2:])  # every image's (H, W): a tensor dataset's
 
     def __len__(self) -> int:
         return self.n
@@ -70,23 +71,13 @@ def stack_draws(samples) -> tuple[int, torch.Tensor, list[torch.Tensor]]:
 
 
 class DeviceBatches:
-    """The run's batches, made on `device`: {"step", "images"[, "local_images"], "labels", **masks}."""
+    """The run's batches, made on `device` from the parameters `draws` (a loader of `Draws`) yields:
+    {"step", "images"[, "local_images"], "labels", **the batched sampler's inputs}."""
 
-    def __init__(self, cfg: RunConfig, data: Split, views: Views, method, sampler, where: Ranks, device) -> None:
+    def __init__(self, data: Split, views: Views, draws: DataLoader, inputs, where: Ranks, device) -> None:
         self.images = data.dataset.images.to(device)  # (N, C, H, W) uint8, once
         self.labels = data.dataset.labels.to(device)
-        self.views, self.where, self.device = views, where, device
-        self.inputs = method.input_sampler(device)
-        self.draws = DataLoader(
-            Draws(views, cfg.seed, tuple(self.images.shape[-2:]), len(data)),
-            batch_sampler=sampler,
-            collate_fn=stack_draws,
-            num_workers=cfg.data.num_workers,
-            pin_memory=device.type == "cuda",  # for copies that do not wait
-            persistent_workers=cfg.data.num_workers > 0,
-            # its workers' seed from the run's generator, not the global one the model draws from
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
+        self.views, self.draws, self.inputs, self.where, self.device = views, draws, inputs, where, device
 
     def __iter__(self) -> Iterator[dict]:
         for step, index, params in self.draws:

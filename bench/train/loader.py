@@ -12,7 +12,7 @@ from bench.config.schema import RunConfig
 from bench.data.split import Split
 from bench.data.views import Views, image_generator
 from bench.errors import BenchError
-from bench.train.device_batches import DeviceBatches, resident
+from bench.train.device_batches import DeviceBatches, Draws, resident, stack_draws
 from bench.train.devices import ONE_PROCESS, Ranks
 from bench.train.methods import augmentation
 from core.method import InputSampler
@@ -95,22 +95,29 @@ class Collate:
         return batch
 
 
+def step_loader(cfg: RunConfig, dataset: Dataset, collate, sampler: StepSampler, device: torch.device) -> DataLoader:
+    """`dataset` read by the step sampler's keys in `data.num_workers` workers, pinned for a copy to a GPU;
+    the workers' seed comes from the run's own generator, not from the global one the model draws from."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.data.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.num_workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+
+
 def training_loader(
     cfg: RunConfig, data: Split, method, sampler: StepSampler, where: Ranks, device: torch.device, resumed=None
 ):
     """The run's batches from `sampler`'s first step on, augmented by the method's augmentation, with the
     method's per-step inputs: made on the device from a resident copy of the split where
     `data.on_device` says so (bench/train/device_batches.py; `resumed`: the path the checkpoint's
-    session took), else per image by the data loader's workers (pinned for a copy to a GPU)."""
+    session took; the loader's workers draw only the parameters), else per image in the loader."""
     views = Views.of(data, cfg.data.image_size, augmentation(cfg))
     if resident(cfg, data, device, resumed):
-        return DeviceBatches(cfg, data, views, method, sampler, where, device)
-    return DataLoader(
-        StepTagged(data, views, cfg.seed),
-        batch_sampler=sampler,
-        collate_fn=Collate(method.input_sampler(), where),
-        num_workers=cfg.data.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.data.num_workers > 0,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+        draws = step_loader(cfg, Draws(views, cfg.seed, data), stack_draws, sampler, device)
+        return DeviceBatches(data, views, draws, method.input_sampler(device), where, device)
+    return step_loader(cfg, StepTagged(data, views, cfg.seed), Collate(method.input_sampler(), where), sampler, device)

@@ -154,7 +154,7 @@ def test_the_two_paths_crop_the_same_boxes(method):
     data = load_split(cfg.data, "train")
     views = Views.of(data, cfg.data.image_size, augmentation(cfg))
     cpu_path = StepTagged(data, views, cfg.seed)
-    device_path = Draws(views, cfg.seed, tuple(data.dataset.images.shape[-2:]), len(data))
+    device_path = Draws(views, cfg.seed, data)
     for step, i in [(0, 3), (7, 100), (40, 511)]:
         image = data.dataset.images[i]
         drawn = cpu_path.draw(step, i, image)
