@@ -68,16 +68,13 @@ class InverseBlockKeep(InputSampler):
         """(count, H, W) bool, True = kept; exactly self.keep per mask."""
         h, w, b = self.height, self.width, self.block
         kept = torch.zeros(count, h, w, dtype=torch.bool, device=g.device)
-        rows, cols = torch.arange(h, device=g.device), torch.arange(w, device=g.device)
         while True:
             need = self.keep - kept.flatten(1).sum(1)  # (S,)
             if not need.any():
                 return kept
             top = torch.randint(0, h, (count,), generator=g, device=g.device) - (b - 1) // 2  # centred on a patch
             left = torch.randint(0, w, (count,), generator=g, device=g.device) - (b - 1) // 2
-            in_rows = (rows >= top[:, None]) & (rows < top[:, None] + b)  # (S, H)
-            in_cols = (cols >= left[:, None]) & (cols < left[:, None] + b)  # (S, W)
-            new = (in_rows[:, :, None] & in_cols[:, None, :] & ~kept).flatten(1)  # (S, N)
+            new = boxes(top, left, b, b, (h, w)) & ~kept.flatten(1)  # (S, N): the block, clipped to the grid
             # Take every new patch, or a random `need` of them when the block overshoots.
             score = torch.rand(new.shape, generator=g, device=g.device).masked_fill(~new, 2.0)
             rank = score.argsort(1).argsort(1)
